@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+// EX2 in Swift: the engine (tensors, model files, tokenizers, models) and the `ex2` command line.
+import PackageDescription
+
+// Kernels need AVX2/FMA code generation: without a target CPU, SIMD fused multiply-adds become
+// calls to fmaf() (toolchain notes). Release builds also drop bounds checks in the hot loops.
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "haswell"]),
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "EX2",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ex2", targets: ["EX2CLI"]),
+        .library(name: "EX2", targets: ["EX2"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: fastMath),
+        .target(name: "ModelFiles", dependencies: ["Tensors"], swiftSettings: fastMath),
+        .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: fastMath),
+        .target(name: "Imaging", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fastMath),
+        .target(name: "Llama", dependencies: ["Tensors", "ModelFiles", "Tokenizers"], swiftSettings: fastMath),
+        .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging"],
+                swiftSettings: fastMath),
+        .executableTarget(name: "EX2CLI", dependencies: [
+            "EX2", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fastMath),
+        .executableTarget(name: "ex2-bench", dependencies: ["EX2", "Tensors", "Llama"], path: "Sources/Bench",
+                          swiftSettings: fastMath),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")],
+                    swiftSettings: fastMath),
+        .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles"], resources: [.copy("Fixtures")],
+                    swiftSettings: fastMath),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")],
+                    swiftSettings: fastMath),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")],
+                    swiftSettings: fastMath),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "EX2"], resources: [.copy("Fixtures")],
+                    swiftSettings: fastMath),
+    ]
+)

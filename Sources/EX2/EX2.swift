@@ -1,0 +1,1 @@
+// Placeholder until the EX2 target lands.

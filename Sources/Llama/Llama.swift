@@ -1,0 +1,1 @@
+// Placeholder until the Llama target lands.

@@ -1,0 +1,2 @@
+import XCTest
+final class ModelFilesTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
