@@ -1,1 +1,0 @@
-// Placeholder until the Imaging target lands.
