@@ -40,15 +40,20 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; own
     private let data: Data
     private let index: [String: Int]
 
-    public init(url: URL) throws {
-        self.url = url
-        let file = url.path
+    public convenience init(url: URL) throws {
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            throw ModelFileError.unreadable(file: file, reason: error.localizedDescription)
+            throw ModelFileError.unreadable(file: url.path, reason: error.localizedDescription)
         }
+        try self.init(data: data, url: url)
+    }
+
+    /// Parses bytes already in memory; `url` only names them in errors. Used by the fuzz tests.
+    init(data: Data, url: URL) throws {
+        self.url = url
+        let file = url.path
         self.data = data
         let parsed = try data.withUnsafeBytes { raw in
             var parser = GGUFParser(raw, file: file)

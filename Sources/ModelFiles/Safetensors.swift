@@ -29,14 +29,21 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
     public let names: [String]
     private let data: Data
 
-    public init(url: URL) throws {
-        self.url = url
-        let file = url.path
+    public convenience init(url: URL) throws {
+        let data: Data
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            throw ModelFileError.unreadable(file: file, reason: error.localizedDescription)
+            throw ModelFileError.unreadable(file: url.path, reason: error.localizedDescription)
         }
+        try self.init(data: data, url: url)
+    }
+
+    /// Parses bytes already in memory; `url` only names them in errors. Used by the fuzz tests.
+    init(data: Data, url: URL) throws {
+        self.url = url
+        self.data = data
+        let file = url.path
         func bad(_ d: String) -> ModelFileError { .malformed(file: file, detail: d) }
         guard data.count >= 8 else { throw bad("file is \(data.count) bytes, too short for a safetensors header") }
         let n = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
