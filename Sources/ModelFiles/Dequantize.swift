@@ -142,14 +142,14 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
     let a1 = UInt32(littleEndian: x.loadUnaligned(fromByteOffset: 100, as: UInt32.self))
     let t = UInt32(littleEndian: x.loadUnaligned(fromByteOffset: 104, as: UInt32.self))
     let k1: UInt32 = 0x0303_0303, k2: UInt32 = 0x0F0F_0F0F
-    let words: [UInt32] = [
+    let words = SIMD4<UInt32>(
         (a0 & k2) | ((t & k1) << 4),
         (a1 & k2) | (((t >> 2) & k1) << 4),
         ((a0 >> 4) & k2) | (((t >> 4) & k1) << 4),
-        ((a1 >> 4) & k2) | (((t >> 6) & k1) << 4),
-    ]
-    var scales = [Int32](repeating: 0, count: 16)
-    for i in 0..<16 { scales[i] = Int32(UInt8(truncatingIfNeeded: words[i / 4] >> (8 * UInt32(i % 4)))) - 32 }
+        ((a1 >> 4) & k2) | (((t >> 6) & k1) << 4))
+    @inline(__always) func scale(_ i: Int) -> Int32 {
+        Int32(UInt8(truncatingIfNeeded: words[i / 4] >> (8 * UInt32(i % 4)))) - 32
+    }
     var q = x + 32
     var out = y
     var m: UInt8 = 1
@@ -158,7 +158,7 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
         var shift: UInt8 = 0
         for _ in 0..<4 {
             for half in 0..<2 {
-                let dl = d * Float(scales[i])
+                let dl = d * Float(scale(i))
                 i += 1
                 for l in 0..<16 {
                     let k = l + 16 * half
@@ -233,12 +233,16 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
             let q2 = (l1 & 0xF) | (((h &>> 2) & 3) &<< 4)
             let q3 = (l0 &>> 4) | (((h &>> 4) & 3) &<< 4)
             let q4 = (l1 &>> 4) | (((h &>> 6) & 3) &<< 4)
-            for (k, q) in [q1, q2, q3, q4].enumerated() {
+            @inline(__always) func put(_ q: SIMD16<UInt8>, _ k: Int) {
                 let s = Float(sc.load(fromByteOffset: half + 2 * k, as: Int8.self))
                 let v = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q) &- 32)
                 out.storeBytes(of: SIMD16<Float>(repeating: d * s) * v,
                                toByteOffset: 4 * (128 * n + 32 * k + o), as: SIMD16<Float>.self)
             }
+            put(q1, 0)
+            put(q2, 1)
+            put(q3, 2)
+            put(q4, 3)
         }
     }
 }
