@@ -71,7 +71,9 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; own
         index[name].map { tensors[$0] }
     }
 
-    /// The raw (possibly quantized) bytes of one tensor, valid only inside `body`.
+    /// The raw (possibly quantized) bytes of one tensor. The bytes live in the file's read-only mapping,
+    /// which never moves while this `GGUFFile` is alive; code that keeps the pointer past `body` (as a
+    /// weight view does) must keep the `GGUFFile` alive with it.
     public func withData<R>(_ t: GGUFTensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try data.withUnsafeBytes { raw in
             try body(UnsafeRawBufferPointer(rebasing: raw[t.offset..<(t.offset + t.byteCount)]))
