@@ -1,0 +1,204 @@
+// A decoder-only transformer of the Llama family (Llama, Mistral, SmolLM, Qwen2) or Gemma 3, in reading
+// order: embedding, layers (attention with grouped-query heads and RoPE, gated MLP), final norm, output
+// projection. One forward call advances any number of sequences by any number of tokens each, reading and
+// extending their key/value cache slots, so prefill and batched decoding of sequences with different
+// lengths need no padding.
+import Foundation
+import ModelFiles
+import Tensors
+
+public struct DecoderLayerWeights: @unchecked Sendable {  // reason: Linear instances are immutable after loading
+    public var attnNorm: [Float]
+    public var q: Linear, k: Linear, v: Linear, o: Linear
+    /// Gemma 3: RMSNorm over each head of q and k, and after attention / MLP outputs.
+    public var qNorm: [Float]?, kNorm: [Float]?
+    public var postAttnNorm: [Float]?
+    public var ffnNorm: [Float]
+    public var gate: Linear, up: Linear, down: Linear
+    public var postFfnNorm: [Float]?
+}
+
+/// Which positions get logits back from a forward pass.
+public enum LogitsSelection: Sendable { case lastOfEachChunk, all, none }
+
+/// New tokens of one sequence: they take cache positions startPosition ..< startPosition + tokens.count.
+public struct SequenceChunk: Sendable {
+    public var slot: Int
+    public var tokens: [Int]
+    public var startPosition: Int
+    public init(slot: Int, tokens: [Int], startPosition: Int) {
+        self.slot = slot; self.tokens = tokens; self.startPosition = startPosition
+    }
+}
+
+public final class DecoderModel: @unchecked Sendable {  // reason: weights immutable; forward uses caller-owned state
+    public let config: DecoderConfig
+    /// token embedding [vocab, hidden]; also the output projection when embeddings are tied.
+    public let embedding: Linear
+    public let layers: [DecoderLayerWeights]
+    public let finalNorm: [Float]
+    public let output: Linear
+    let ropeGlobal: RoPE
+    let ropeLocal: RoPE
+
+    public init(config: DecoderConfig, embedding: Linear, layers: [DecoderLayerWeights], finalNorm: [Float], output: Linear?) {
+        self.config = config
+        self.embedding = embedding
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.output = output ?? embedding
+        ropeGlobal = RoPE(rotaryDim: config.headDim, base: config.ropeTheta, linearScaling: config.ropeLinearScaling)
+        ropeLocal = RoPE(rotaryDim: config.headDim, base: config.ropeLocalTheta ?? config.ropeTheta,
+                         linearScaling: config.ropeLocalTheta == nil ? config.ropeLinearScaling : 1)
+    }
+
+    public func makeCache(slots: Int, capacity: Int) -> KVCache {
+        KVCache(layers: config.layers, slots: slots, capacity: capacity, width: config.kvHeads * config.headDim)
+    }
+
+    /// Runs the chunks through the model, appending their keys/values to `cache`. Returns logits
+    /// [rows, vocab] for the selected positions (row order: chunks in order, positions in order).
+    public func forward(_ chunks: [SequenceChunk], cache: KVCache, logits selection: LogitsSelection = .lastOfEachChunk,
+                        workspace: Workspace? = nil) -> [Float] {
+        let c = config
+        let T = chunks.reduce(0) { $0 + $1.tokens.count }
+        if T == 0 { return [] }
+        let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
+        let ws = workspace ?? Workspace()
+        ws.reserve(rows: T, hidden: H, qDim: qDim, kvDim: kvDim, intermediate: I)
+
+        // Row bookkeeping: which chunk each row belongs to and its cache position.
+        var positions = [Int](repeating: 0, count: T)
+        var rowChunk = [Int](repeating: 0, count: T)
+        var ids = [Int](repeating: 0, count: T)
+        var r = 0
+        for (ci, ch) in chunks.enumerated() {
+            precondition(ch.startPosition + ch.tokens.count <= cache.capacity, "KV cache capacity \(cache.capacity) exceeded")
+            precondition(cache.lengths[ch.slot] == ch.startPosition, "chunk does not continue its cache slot")
+            for (j, t) in ch.tokens.enumerated() {
+                precondition(t >= 0 && t < c.vocabSize, "token id \(t) outside the vocabulary")
+                positions[r] = ch.startPosition + j; rowChunk[r] = ci; ids[r] = t; r += 1
+            }
+        }
+
+        let x = ws.x, h = ws.h, q = ws.q, k = ws.k, v = ws.v, att = ws.att, o = ws.o, g = ws.gate, u = ws.up
+        for t in 0..<T { embedding.row(ids[t], into: x + t * H) }
+        if c.embeddingScale != 1 { Vec.scale(x, c.embeddingScale, T * H) }
+
+        let shape = AttentionShape(heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
+        positions.withUnsafeBufferPointer { posBuf in
+            let pos = posBuf.baseAddress!
+            for (l, w) in layers.enumerated() {
+                Norms.rmsNorm(h, x, weight: w.attnNorm, rows: T, dim: H, eps: c.rmsEps)
+                w.q.forward(q, h, rows: T)
+                w.k.forward(k, h, rows: T)
+                w.v.forward(v, h, rows: T)
+                if let qn = w.qNorm { Norms.rmsNorm(q, q, weight: qn, rows: T * c.heads, dim: hd, eps: c.rmsEps) }
+                if let kn = w.kNorm { Norms.rmsNorm(k, k, weight: kn, rows: T * c.kvHeads, dim: hd, eps: c.rmsEps) }
+                let sliding = c.slidingLayers[l]
+                let rope = sliding ? ropeLocal : ropeGlobal
+                rope.apply(q, rows: T, stride: qDim, heads: c.heads, headDim: hd, positions: pos)
+                rope.apply(k, rows: T, stride: kvDim, heads: c.kvHeads, headDim: hd, positions: pos)
+                // Append this layer's keys and values to each sequence's cache slot.
+                for t in 0..<T {
+                    let slot = chunks[rowChunk[t]].slot
+                    cache.keys(layer: l, slot: slot, position: positions[t]).update(from: k + t * kvDim, count: kvDim)
+                    cache.values(layer: l, slot: slot, position: positions[t]).update(from: v + t * kvDim, count: kvDim)
+                }
+                let window = sliding ? c.slidingWindow : nil
+                let scale = c.attentionScale
+                parallelFor(T * c.heads, minPerChunk: 4) { item in
+                    let t = item / c.heads, head = item % c.heads
+                    let slot = chunks[rowChunk[t]].slot
+                    Attention.attendHead(att + t * qDim + head * hd, q: q + t * qDim + head * hd,
+                                         keys: cache.keys(layer: l, slot: slot, position: 0),
+                                         values: cache.values(layer: l, slot: slot, position: 0),
+                                         kvStride: kvDim, kvOffset: (head / (c.heads / c.kvHeads)) * hd,
+                                         position: pos[t], headDim: hd, scale: scale, window: window)
+                }
+                w.o.forward(o, att, rows: T)
+                if let pn = w.postAttnNorm { Norms.rmsNorm(o, o, weight: pn, rows: T, dim: H, eps: c.rmsEps) }
+                Vec.add(x, o, T * H)
+
+                Norms.rmsNorm(h, x, weight: w.ffnNorm, rows: T, dim: H, eps: c.rmsEps)
+                w.gate.forward(g, h, rows: T)
+                w.up.forward(u, h, rows: T)
+                c.activation.gated(g, gate: g, gateStride: I, up: u, upStride: I, rows: T, n: I)
+                w.down.forward(o, g, rows: T)
+                if let pn = w.postFfnNorm { Norms.rmsNorm(o, o, weight: pn, rows: T, dim: H, eps: c.rmsEps) }
+                Vec.add(x, o, T * H)
+            }
+        }
+        for ch in chunks { cache.lengths[ch.slot] = ch.startPosition + ch.tokens.count }
+
+        // Final norm and output projection on the rows whose logits were asked for.
+        var selected: [Int] = []
+        switch selection {
+        case .none: return []
+        case .all: selected = Array(0..<T)
+        case .lastOfEachChunk:
+            var end = 0
+            for ch in chunks { end += ch.tokens.count; if !ch.tokens.isEmpty { selected.append(end - 1) } }
+        }
+        let n = selected.count, V = c.vocabSize
+        // Gather the selected rows of the residual stream into h, then normalise and project them.
+        for (i, row) in selected.enumerated() { (h + i * H).update(from: x + row * H, count: H) }
+        Norms.rmsNorm(h, h, weight: finalNorm, rows: n, dim: H, eps: c.rmsEps)
+        var logits = [Float](repeating: 0, count: n * V)
+        logits.withUnsafeMutableBufferPointer { output.forward($0.baseAddress!, h, rows: n) }
+        return logits
+    }
+}
+
+/// Key/value cache: per layer, per slot (sequence), `capacity` positions of kvHeads*headDim floats.
+public final class KVCache: @unchecked Sendable {  // reason: owned by one generation loop at a time
+    public let layers: Int, slots: Int, capacity: Int, width: Int
+    public var lengths: [Int]
+    private let storage: UnsafeMutablePointer<Float>
+
+    public init(layers: Int, slots: Int, capacity: Int, width: Int) {
+        self.layers = layers; self.slots = slots; self.capacity = capacity; self.width = width
+        lengths = [Int](repeating: 0, count: slots)
+        let n = 2 * layers * slots * capacity * width
+        storage = .allocate(capacity: n)
+        storage.initialize(repeating: 0, count: n)
+    }
+    deinit { storage.deallocate() }
+
+    @inline(__always) public func keys(layer: Int, slot: Int, position: Int) -> UnsafeMutablePointer<Float> {
+        storage + (((layer * 2) * slots + slot) * capacity + position) * width
+    }
+    @inline(__always) public func values(layer: Int, slot: Int, position: Int) -> UnsafeMutablePointer<Float> {
+        storage + (((layer * 2 + 1) * slots + slot) * capacity + position) * width
+    }
+    public func reset(slot: Int) { lengths[slot] = 0 }
+}
+
+/// Activation buffers of one forward pass, sized once for the largest (rows) seen and reused.
+public final class Workspace: @unchecked Sendable {  // reason: used by one forward call at a time
+    private var buffer: UnsafeMutablePointer<Float>?
+    private var capacity = 0
+    private(set) var x = UnsafeMutablePointer<Float>(bitPattern: 8)!, h = UnsafeMutablePointer<Float>(bitPattern: 8)!
+    private(set) var q = UnsafeMutablePointer<Float>(bitPattern: 8)!, k = UnsafeMutablePointer<Float>(bitPattern: 8)!
+    private(set) var v = UnsafeMutablePointer<Float>(bitPattern: 8)!, att = UnsafeMutablePointer<Float>(bitPattern: 8)!
+    private(set) var o = UnsafeMutablePointer<Float>(bitPattern: 8)!, gate = UnsafeMutablePointer<Float>(bitPattern: 8)!
+    private(set) var up = UnsafeMutablePointer<Float>(bitPattern: 8)!
+
+    public init() {}
+    deinit { buffer?.deallocate() }
+
+    func reserve(rows T: Int, hidden H: Int, qDim: Int, kvDim: Int, intermediate I: Int) {
+        let sizes = [T * H, T * H, T * qDim, T * kvDim, T * kvDim, T * qDim, T * max(H, qDim), T * I, T * I]
+        let total = sizes.reduce(0, +)
+        if total > capacity {
+            buffer?.deallocate()
+            buffer = .allocate(capacity: total)
+            buffer!.initialize(repeating: 0, count: total)
+            capacity = total
+        }
+        var p = buffer!
+        var ptrs: [UnsafeMutablePointer<Float>] = []
+        for s in sizes { ptrs.append(p); p += s }
+        x = ptrs[0]; h = ptrs[1]; q = ptrs[2]; k = ptrs[3]; v = ptrs[4]; att = ptrs[5]; o = ptrs[6]; gate = ptrs[7]; up = ptrs[8]
+    }
+}

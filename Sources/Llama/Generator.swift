@@ -1,0 +1,73 @@
+// Text generation over a DecoderModel: batched prefill of the prompts, then one decoding step per new
+// token for every unfinished sequence, with per-sequence seeds, EOS stopping and the log-probability of
+// every sampled token (PPO needs them). Prompts of different lengths share a batch without padding.
+import Foundation
+import Tensors
+
+public struct GenerationResult: Sendable, Equatable {
+    public enum FinishReason: String, Sendable { case eos, length }
+    public var tokens: [Int]
+    public var logprobs: [Float]
+    public var finishReason: FinishReason
+}
+
+public struct Generator: Sendable {
+    public let model: DecoderModel
+    public let stopTokens: Set<Int>
+
+    public init(model: DecoderModel, stopTokens: Set<Int>) {
+        self.model = model
+        self.stopTokens = stopTokens
+    }
+
+    /// The seed of sequence `index` drawn under a run seed: a sequence's stream depends only on these two.
+    public static func sequenceSeed(_ seed: UInt64, _ index: Int) -> UInt64 {
+        var r = RandomStream(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)))
+        return r.next()
+    }
+
+    /// Generates a continuation for each prompt. `seeds[i]` seeds prompt i's sampling stream.
+    /// `batchSize` bounds how many sequences decode together; `progress(done, total)` is called after
+    /// each finished batch and may return false to stop early (results so far are returned).
+    public func generate(prompts: [[Int]], seeds: [UInt64], params: SamplingParameters, batchSize: Int = 32,
+                         progress: ((Int, Int) -> Bool)? = nil) -> [GenerationResult] {
+        precondition(prompts.count == seeds.count, "one seed per prompt")
+        var results: [GenerationResult] = []
+        let ws = Workspace()
+        var start = 0
+        while start < prompts.count {
+            let end = min(prompts.count, start + max(1, batchSize))
+            results += generateBatch(Array(prompts[start..<end]), Array(seeds[start..<end]), params, ws)
+            start = end
+            if let progress, !progress(results.count, prompts.count) { break }
+        }
+        return results
+    }
+
+    private func generateBatch(_ prompts: [[Int]], _ seeds: [UInt64], _ params: SamplingParameters, _ ws: Workspace) -> [GenerationResult] {
+        let n = prompts.count, V = model.config.vocabSize
+        let longest = prompts.map(\.count).max() ?? 0
+        let cache = model.makeCache(slots: n, capacity: longest + params.maxNewTokens + 1)
+        var rngs = seeds.map { RandomStream(seed: $0) }
+        var results = [GenerationResult](repeating: GenerationResult(tokens: [], logprobs: [], finishReason: .length), count: n)
+        var active = Array(0..<n).filter { !prompts[$0].isEmpty }
+        var chunks = active.map { SequenceChunk(slot: $0, tokens: prompts[$0], startPosition: 0) }
+        var step = 0
+        while !active.isEmpty && step < params.maxNewTokens {
+            let logits = model.forward(chunks, cache: cache, logits: .lastOfEachChunk, workspace: ws)
+            var next: [Int] = []
+            logits.withUnsafeBufferPointer { lp in
+                for (row, s) in active.enumerated() {
+                    let (tok, lpv) = Sampler.sample(lp.baseAddress! + row * V, vocab: V, params: params, rng: &rngs[s])
+                    results[s].tokens.append(tok)
+                    results[s].logprobs.append(lpv)
+                    if params.stopAtEOS && stopTokens.contains(tok) { results[s].finishReason = .eos } else { next.append(s) }
+                }
+            }
+            step += 1
+            active = next
+            chunks = active.map { SequenceChunk(slot: $0, tokens: [results[$0].tokens.last!], startPosition: cache.lengths[$0]) }
+        }
+        return results
+    }
+}

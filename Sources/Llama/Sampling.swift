@@ -1,0 +1,85 @@
+// Choosing the next token from logits: greedy (temperature 0) or sampling with temperature, top-k and
+// top-p in the order transformers applies its logits warpers (temperature, top-k, top-p). Each sequence
+// draws from its own seeded stream, so a sequence's tokens do not depend on what else is in the batch.
+// The log-probability returned is that of the model's own distribution (log-softmax of the raw logits),
+// which is what PPO compares between policy and reference.
+import Foundation
+import Tensors
+
+public struct SamplingParameters: Sendable, Equatable {
+    /// 0 = greedy.
+    public var temperature: Float = 1
+    /// 0 = off.
+    public var topK: Int = 0
+    /// 1 = off.
+    public var topP: Float = 1
+    public var maxNewTokens: Int = 32
+    public var stopAtEOS: Bool = true
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, maxNewTokens: Int = 32, stopAtEOS: Bool = true) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP
+        self.maxNewTokens = maxNewTokens; self.stopAtEOS = stopAtEOS
+    }
+}
+
+public enum Sampler {
+    /// Picks a token from one row of logits. Returns (token, log p_model(token)).
+    public static func sample(_ logits: UnsafePointer<Float>, vocab: Int, params: SamplingParameters,
+                              rng: inout RandomStream) -> (token: Int, logprob: Float) {
+        let lse = Softmax.logSumExp(logits, vocab)
+        if params.temperature <= 0 {
+            var best = 0
+            var bestV = logits[0]
+            for i in 1..<vocab where logits[i] > bestV { best = i; bestV = logits[i] }
+            return (best, bestV - lse)
+        }
+        // Candidates after top-k: indices and scaled logits.
+        let invT = 1 / params.temperature
+        var cand: [(Int, Float)]
+        if params.topK > 0 && params.topK < vocab {
+            cand = topK(logits, vocab: vocab, k: params.topK).map { ($0, logits[$0] * invT) }
+        } else {
+            cand = (0..<vocab).map { ($0, logits[$0] * invT) }
+        }
+        // Probabilities over the candidates.
+        let m = cand.reduce(-Float.infinity) { max($0, $1.1) }
+        var probs = cand.map { Double(expf($0.1 - m)) }
+        var total = probs.reduce(0, +)
+        if params.topP < 1 {
+            // Keep the smallest set of most likely tokens whose mass reaches top_p (the top token always stays).
+            let order = probs.indices.sorted { probs[$0] > probs[$1] }
+            var cum = 0.0, keep = Set<Int>()
+            for i in order {
+                keep.insert(i)
+                cum += probs[i] / total
+                if cum >= Double(params.topP) { break }
+            }
+            for i in probs.indices where !keep.contains(i) { probs[i] = 0 }
+            total = probs.reduce(0, +)
+        }
+        let u = rng.nextDouble() * total
+        var acc = 0.0
+        var chosen = cand.last!.0
+        for (i, p) in probs.enumerated() where p > 0 {
+            acc += p
+            if u < acc { chosen = cand[i].0; break }
+        }
+        return (chosen, logits[chosen] - lse)
+    }
+
+    /// Indices of the k largest logits (ties: lower index first).
+    static func topK(_ logits: UnsafePointer<Float>, vocab: Int, k: Int) -> [Int] {
+        var heap: [(Float, Int)] = []
+        heap.reserveCapacity(k + 1)
+        for i in 0..<vocab {
+            let v = logits[i]
+            if heap.count < k { heap.append((v, i)); if heap.count == k { heap.sort { $0.0 > $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) } }; continue }
+            if v > heap[k - 1].0 {
+                var j = k - 1
+                heap[j] = (v, i)
+                while j > 0 && (heap[j - 1].0 < heap[j].0) { heap.swapAt(j - 1, j); j -= 1 }
+            }
+        }
+        if heap.count < k { heap.sort { $0.0 > $1.0 } }
+        return heap.map(\.1)
+    }
+}

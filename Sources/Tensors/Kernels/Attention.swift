@@ -1,0 +1,71 @@
+// Scaled dot-product attention over a key/value cache, with grouped-query heads (several query heads share
+// one key/value head), causal masking by position, an optional sliding window, and a first valid key
+// (left padding). One call handles the new query rows of one sequence; callers loop over sequences so a
+// batch of different lengths needs no padding at all.
+import Foundation
+
+public struct AttentionShape: Sendable {
+    public var heads: Int, kvHeads: Int, headDim: Int
+    public init(heads: Int, kvHeads: Int, headDim: Int) {
+        precondition(heads % kvHeads == 0, "query heads must be a multiple of key/value heads")
+        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+    }
+}
+
+public enum Attention {
+    /// out[t, h*hd..] = softmax_j(scale * q_t,h · k_j,g) v_j,g for keys j in [max(keyStart, p_t - window + 1), p_t],
+    /// g = h / (heads / kvHeads), p_t = queryPositions[t] (the cache index of query t's own key).
+    /// q: [T, heads*hd] (row stride qStride); keys/values: [L, kvHeads*hd] (row stride kvStride).
+    /// `probs`, when given, receives the attention weights [T, heads, L] (zero outside the mask) for backward.
+    public static func forward(_ out: UnsafeMutablePointer<Float>, outStride: Int,
+                               q: UnsafePointer<Float>, qStride: Int,
+                               keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int,
+                               queryPositions: UnsafePointer<Int>, rows: Int, shape: AttentionShape,
+                               scale: Float, window: Int? = nil, keyStart: Int = 0,
+                               probs: UnsafeMutablePointer<Float>? = nil, probsStride: Int = 0) {
+        let hd = shape.headDim, group = shape.heads / shape.kvHeads
+        parallelFor(rows * shape.heads, minPerChunk: 2) { item in
+            let t = item / shape.heads, h = item % shape.heads, g = h / group
+            let p = queryPositions[t]
+            var lo = keyStart
+            if let window { lo = max(lo, p - window + 1) }
+            let n = p - lo + 1
+            let qv = q + t * qStride + h * hd
+            let o = out + t * outStride + h * hd
+            for i in 0..<hd { o[i] = 0 }
+            guard n > 0 else { return }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { s in
+                let sp = s.baseAddress!
+                for j in 0..<n { sp[j] = Vec.dot(qv, keys + (lo + j) * kvStride + g * hd, hd) * scale }
+                Softmax.softmaxRow(sp, n)
+                for j in 0..<n { Vec.axpy(o, sp[j], values + (lo + j) * kvStride + g * hd, hd) }
+                if let probs {
+                    let pr = probs + t * probsStride * shape.heads + h * probsStride
+                    for j in 0..<probsStride { pr[j] = 0 }
+                    for j in 0..<n where lo + j < probsStride { pr[lo + j] = sp[j] }
+                }
+            }
+        }
+    }
+
+    /// One query head against the keys of one sequence: out = softmax(scale q·k_j) v_j over
+    /// j in [max(keyStart, position - window + 1), position]. `keys`/`values` point at the sequence's
+    /// position 0; `kvOffset` selects the key/value head inside each row of `kvStride` floats.
+    @inline(__always)
+    public static func attendHead(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                                  keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                  kvStride: Int, kvOffset: Int, position p: Int, headDim hd: Int,
+                                  scale: Float, window: Int? = nil, keyStart: Int = 0) {
+        var lo = keyStart
+        if let window { lo = max(lo, p - window + 1) }
+        let n = p - lo + 1
+        for i in 0..<hd { out[i] = 0 }
+        guard n > 0 else { return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { s in
+            let sp = s.baseAddress!
+            for j in 0..<n { sp[j] = Vec.dot(q, keys + (lo + j) * kvStride + kvOffset, hd) * scale }
+            Softmax.softmaxRow(sp, n)
+            for j in 0..<n { Vec.axpy(out, sp[j], values + (lo + j) * kvStride + kvOffset, hd) }
+        }
+    }
+}

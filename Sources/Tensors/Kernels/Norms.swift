@@ -1,0 +1,60 @@
+// RMSNorm (Llama, Gemma) and LayerNorm (CLIP) over the last dimension. Forward passes can save the
+// per-row statistics (rstd, mean) that a backward pass needs, llm.c style: pass nil when not training.
+import Foundation
+
+public enum Norms {
+    /// out[r,:] = x[r,:] / sqrt(mean(x^2) + eps) * weight  (as transformers' LlamaRMSNorm, in fp32).
+    /// `rstd` (rows) receives 1/sqrt(mean(x^2)+eps) when given. `out` may equal `x`.
+    public static func rmsNorm(_ out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>? = nil,
+                               _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?,
+                               rows: Int, dim: Int, eps: Float) {
+        parallelFor(rows, minPerChunk: max(1, 16384 / max(dim, 1))) { r in
+            let xr = x + r * dim, orow = out + r * dim
+            let ms = Vec.sumOfSquares(xr, dim) / Float(dim)
+            let s = 1 / (ms + eps).squareRoot()
+            rstd?[r] = s
+            if let weight {
+                let sv = SIMD8<Float>(repeating: s)
+                var i = 0
+                while i + 8 <= dim { store8(orow + i, load8(xr + i) * sv * load8(weight + i)); i += 8 }
+                while i < dim { orow[i] = xr[i] * s * weight[i]; i += 1 }
+            } else {
+                let sv = SIMD8<Float>(repeating: s)
+                var i = 0
+                while i + 8 <= dim { store8(orow + i, load8(xr + i) * sv); i += 8 }
+                while i < dim { orow[i] = xr[i] * s; i += 1 }
+            }
+        }
+    }
+
+    /// out[r,:] = (x - mean) / sqrt(var + eps) * weight + bias (biased variance, as torch.nn.LayerNorm).
+    public static func layerNorm(_ out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>? = nil,
+                                 rstd: UnsafeMutablePointer<Float>? = nil, _ x: UnsafePointer<Float>,
+                                 weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                 rows: Int, dim: Int, eps: Float) {
+        parallelFor(rows, minPerChunk: max(1, 16384 / max(dim, 1))) { r in
+            let xr = x + r * dim, orow = out + r * dim
+            let m = Vec.sum(xr, dim) / Float(dim)
+            // Two-pass variance: the one-pass E[x^2]-m^2 loses digits on CLIP's large activations.
+            var v: Float = 0
+            do {
+                let mv = SIMD8<Float>(repeating: m)
+                var acc = SIMD8<Float>()
+                var i = 0
+                while i + 8 <= dim { let d = load8(xr + i) - mv; acc.addProduct(d, d); i += 8 }
+                v = acc.sum()
+                while i < dim { let d = xr[i] - m; v += d * d; i += 1 }
+                v /= Float(dim)
+            }
+            let s = 1 / (v + eps).squareRoot()
+            mean?[r] = m
+            rstd?[r] = s
+            for i in 0..<dim {
+                var y = (xr[i] - m) * s
+                if let weight { y *= weight[i] }
+                if let bias { y += bias[i] }
+                orow[i] = y
+            }
+        }
+    }
+}
