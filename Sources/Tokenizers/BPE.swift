@@ -79,6 +79,23 @@ struct RankedMerges: Sendable {
             return
         }
         var ids = symbols
+        if n <= 24 {
+            // Short words (nearly all of them): a quadratic scan beats the heap's bookkeeping.
+            var count = n
+            while count > 1 {
+                var best: (rank: Int32, merged: Int32) = (.max, 0)
+                var at = -1
+                for i in 0..<(count - 1) {
+                    if let m = lookup(ids[i], ids[i + 1]), m.rank < best.rank { best = m; at = i }
+                }
+                if at < 0 { break }
+                ids[at] = best.merged
+                ids.remove(at: at + 1)
+                count -= 1
+            }
+            out.append(contentsOf: ids)
+            return
+        }
         var next = [Int32](unsafeUninitializedCapacity: n) { b, c in
             for i in 0..<n { b[i] = Int32(i + 1) }
             b[n - 1] = -1

@@ -302,11 +302,28 @@ struct PipelineTokenizer: Tokenizer {
                 case .userDefined, .unused:
                     bytes.append(contentsOf: p.utf8)
                 case .normal:
-                    bytes.append(contentsOf: p.replacingOccurrences(of: "\u{2581}", with: " ").utf8)
+                    Self.appendUnescaped(p, to: &bytes)
                 }
                 if k == 0, addSpacePrefix, bytes.count > start, bytes[start] == 0x20 { bytes.remove(at: start) }
             }
             return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    /// UTF-8 of `piece` with each U+2581 (E2 96 81) turned back into a space.
+    private static func appendUnescaped(_ piece: String, to out: inout [UInt8]) {
+        var piece = piece
+        piece.withUTF8 { u in
+            var k = 0
+            while k < u.count {
+                if u[k] == 0xE2, k + 2 < u.count, u[k + 1] == 0x96, u[k + 2] == 0x81 {
+                    out.append(0x20)
+                    k += 3
+                } else {
+                    out.append(u[k])
+                    k += 1
+                }
+            }
         }
     }
 
