@@ -1,0 +1,1 @@
+// Placeholder until the CLIP target lands.
