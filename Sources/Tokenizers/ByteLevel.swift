@@ -19,6 +19,14 @@ enum ByteLevel {
         return table
     }()
 
+    /// The characters in GPT-2's `bytes_to_unicode()` insertion order (printable bytes first, then
+    /// the shifted ones): the order in which CLIP's vocabulary lists them.
+    static let orderedScalars: [Unicode.Scalar] = {
+        let printable = (33...126).map { $0 } + (161...172).map { $0 } + (174...255).map { $0 }
+        let rest = (0..<256).filter { !printable.contains($0) }
+        return (printable + rest).map { byteToScalar[$0] }
+    }()
+
     /// The inverse map; nil for characters that stand for no byte.
     static func byte(for scalar: Unicode.Scalar) -> UInt8? {
         let v = scalar.value

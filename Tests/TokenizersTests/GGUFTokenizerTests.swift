@@ -35,6 +35,11 @@ final class GGUFTokenizerTests: XCTestCase {
         XCTAssertNotNil(tok.chatTemplate)
     }
 
+    /// llama.cpp applies SmolLM2's "smollm" digit pre-split, which transformers' GGUF reader skips.
+    func testSmolLM2MatchesLlamaCpp() throws {
+        _ = try check("smollm2_gguf_llamacpp_expected.json")
+    }
+
     func testGemma3MatchesLlamaCpp() throws {
         let tok = try check("gemma3_gguf_expected.json")
         XCTAssertEqual(tok.vocabularySize, 262_144)
