@@ -44,7 +44,7 @@ enum CharClasses {
 }
 
 /// A splitting regex this package knows by heart.
-public enum SplitPattern: String, Sendable, CaseIterable {
+enum SplitPattern: String, Sendable, CaseIterable {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
