@@ -1,23 +1,125 @@
+// ex2-bench: speed figures for the engine, printed as ratios to a reference measured in the same run
+// (scripts/bench.sh adds the PyTorch figures when torch is installed).
+//   ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R]
+//   ex2-bench gemm
 import Foundation
-import ModelFiles
 import Llama
+import ModelFiles
 import Tensors
 
-let args = CommandLine.arguments
-let path = args[1]
-let ids = args[2].split(separator: ",").map { Int($0)! }
-let t0 = Date()
-let gguf = try GGUFFile(url: URL(fileURLWithPath: path))
-let model = try DecoderModel.load(gguf: gguf)
-print("loaded in", Date().timeIntervalSince(t0))
-let cache = model.makeCache(slots: 1, capacity: 128)
-let logits = model.forward([SequenceChunk(slot: 0, tokens: ids, startPosition: 0)], cache: cache, logits: .all)
-let V = model.config.vocabSize
-for p in [0, ids.count - 1] {
-    let row = Array(logits[p * V..<(p + 1) * V])
-    let top = row.indices.sorted { row[$0] > row[$1] }.prefix(5)
-    print("pos", p, top.map { "\($0):\(row[$0])" })
+func arg(_ name: String, _ def: Int) -> Int {
+    let a = CommandLine.arguments
+    if let i = a.firstIndex(of: name), i + 1 < a.count, let v = Int(a[i + 1]) { return v }
+    return def
 }
-let gen = Generator(model: model, stopTokens: [])
-let r = gen.generate(prompts: [ids], seeds: [0], params: SamplingParameters(temperature: 0, maxNewTokens: 12))
-print("greedy", r[0].tokens)
+
+func now() -> Double { Date().timeIntervalSince1970 }
+
+func benchGenerate(_ path: String) throws {
+    let batch = arg("--batch", 1), new = arg("--new", 32), promptTokens = arg("--prompt-tokens", 12), runs = arg("--runs", 3)
+    let t0 = now()
+    let gguf = try GGUFFile(url: URL(fileURLWithPath: path))
+    let model = try DecoderModel.load(gguf: gguf)
+    let load = now() - t0
+    var rng = RandomStream(seed: 7)
+    // Prompts of ~promptTokens ordinary token ids (ids 300..<5000 are plain word pieces in both vocabularies).
+    let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in 300 + Int(rng.next() % 4700) } }
+    let gen = Generator(model: model, stopTokens: [])
+    let params = SamplingParameters(temperature: 1, maxNewTokens: new, stopAtEOS: false)
+    _ = gen.generate(prompts: Array(prompts.prefix(1)), seeds: [1], params: SamplingParameters(temperature: 1, maxNewTokens: 2))
+    var best = Double.infinity
+    for r in 0..<runs {
+        let t = now()
+        let out = gen.generate(prompts: prompts, seeds: prompts.indices.map { UInt64($0 + r) }, params: params, batchSize: batch)
+        precondition(out.allSatisfy { $0.tokens.count == new })
+        best = min(best, now() - t)
+    }
+    let tps = Double(batch * new) / best
+    print(String(format: "generate model=%@ batch=%d new=%d prompt=%d load=%.2fs best=%.3fs tokens/s=%.1f",
+                 (path as NSString).lastPathComponent, batch, new, promptTokens, load, best, tps))
+}
+
+func benchGEMM() {
+    func gflops(m: Int, n: Int, k: Int) -> Double {
+        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
+        var c = [Float](repeating: 0, count: m * n)
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let t = now()
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                BLAS.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
+            } } }
+            best = min(best, now() - t)
+        }
+        return 2 * Double(m * n * k) / best / 1e9
+    }
+    let peak = gflops(m: 2048, n: 2048, k: 2048)
+    print(String(format: "gemm peak (OpenBLAS 2048^3, same run): %.1f GFLOP/s", peak))
+    // SmolLM2 shapes at batch 32 x 12-token prefill (384 rows) and at batch-32 decoding (32 rows).
+    for (m, n, k, what) in [(384, 576, 576, "q/o proj prefill"), (384, 1536, 576, "gate/up prefill"),
+                            (384, 576, 1536, "down prefill"), (384, 49152, 576, "lm head prefill"),
+                            (32, 1536, 576, "gate/up decode b32"), (32, 49152, 576, "lm head decode b32"),
+                            (1600, 3072, 768, "CLIP B/32 mlp b32")] {
+        let g = gflops(m: m, n: n, k: k)
+        print(String(format: "gemm %-20@ m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", what, m, n, k, g, 100 * g / peak))
+    }
+}
+
+func benchMatvec(_ path: String) throws {
+    let gguf = try GGUFFile(url: URL(fileURLWithPath: path))
+    let model = try DecoderModel.load(gguf: gguf)
+    for (name, lin) in [("ffn_up", model.layers[0].up), ("ffn_down", model.layers[0].down), ("output", model.output)] {
+        let x = [Float](repeating: 0.01, count: lin.inFeatures)
+        var y = [Float](repeating: 0, count: lin.outFeatures * 4)
+        for rows in [1, 2] {
+            for mode in ["quantized", "dense"] {
+                var best = Double.infinity
+                for _ in 0..<20 {
+                    let t = now()
+                    x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                        let xx = UnsafeMutablePointer<Float>.allocate(capacity: lin.inFeatures * rows)
+                        for r in 0..<rows { (xx + r * lin.inFeatures).update(from: xp.baseAddress!, count: lin.inFeatures) }
+                        if mode == "dense" { BLAS.linear(yp.baseAddress!, xx, lin.dense!.baseAddress!, bias: nil, m: rows, n: lin.outFeatures, k: lin.inFeatures) }
+                        else { lin.forward(yp.baseAddress!, xx, rows: rows) }
+                        xx.deallocate()
+                    } }
+                    best = min(best, now() - t)
+                }
+                let elems = Double(lin.inFeatures * lin.outFeatures)
+                print(String(format: "matvec %-8@ %@ rows=%d %-9@ %.3f ms  %.2f Gweights/s", name, lin.quantized?.type.name ?? "-", rows, mode, best * 1e3, elems / best / 1e9))
+            }
+        }
+    }
+}
+
+func benchKernels(_ path: String) throws {
+    let gguf = try GGUFFile(url: URL(fileURLWithPath: path))
+    let model = try DecoderModel.load(gguf: gguf, options: LoadOptions(keepDense: false))
+    for lin in [model.layers[0].up, model.output] {
+        guard let q = lin.quantized else { continue }
+        let x = [Float](repeating: 0.01, count: lin.inFeatures)
+        for variant in 0..<3 {
+            var best = Double.infinity
+            var sink: Float = 0
+            for _ in 0..<30 {
+                let t = now()
+                x.withUnsafeBufferPointer { xp in
+                    for o in 0..<lin.outFeatures { sink += QuantizedDotBenchmark._benchmarkVariant(variant, q.type, q.base + o * q.rowBytes, xp.baseAddress!, lin.inFeatures) }
+                }
+                best = min(best, now() - t)
+            }
+            print(String(format: "kernel %@ variant %d (1 thread): %.2f Gweights/s (%g)", q.type.name, variant, Double(lin.inFeatures * lin.outFeatures) / best / 1e9, sink))
+        }
+    }
+}
+
+let args = CommandLine.arguments
+switch args.count > 1 ? args[1] : "" {
+case "generate" where args.count > 2: try benchGenerate(args[2])
+case "gemm": benchGEMM()
+case "kernels" where args.count > 2: try benchKernels(args[2])
+case "matvec" where args.count > 2: try benchMatvec(args[2])
+default:
+    print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] | ex2-bench gemm")
+    exit(2)
+}

@@ -86,6 +86,16 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     private func quantizedRowsForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ q: QuantizedRows) {
         let n = inFeatures, out = outFeatures
         let bias = self.bias
+        if QuantizedDot.supports(q.type) {
+            parallelChunks(out, minPerChunk: 32) { range in
+                for o in range {
+                    let w = q.base + o * q.rowBytes
+                    let b = bias?[o] ?? 0
+                    for r in 0..<rows { y[r * out + o] = QuantizedDot.dot(q.type, w, x + r * n, n) + b }
+                }
+            }
+            return
+        }
         parallelChunks(out, minPerChunk: 32) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scratch in
                 let w = scratch.baseAddress!

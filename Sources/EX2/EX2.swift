@@ -1,1 +1,0 @@
-// Placeholder until the EX2 target lands.

@@ -1,0 +1,65 @@
+// A policy language model as the pipeline uses it: weights and tokenizer resolved from one spec (a GGUF
+// file, an HF model directory, or an HF hub id found offline in the local cache), text in, text out.
+// This is the library call `ex2 generate` and `ex2 tokenize` wrap, and what training and describing
+// will call later.
+import Foundation
+import Llama
+import ModelFiles
+import Tensors
+import Tokenizers
+
+public final class LanguageModel: @unchecked Sendable {  // reason: immutable after loading
+    public let spec: String
+    public let location: ModelLocation
+    public let model: DecoderModel
+    public let tokenizer: any Tokenizer
+
+    public init(spec: String, locator: ModelLocator = ModelLocator(), options: LoadOptions = LoadOptions()) throws {
+        self.spec = spec
+        location = try locator.resolve(spec)
+        switch location {
+        case .gguf(let url):
+            let file = try GGUFFile(url: url)
+            tokenizer = try TokenizerLoader.load(gguf: file)
+            model = try DecoderModel.load(gguf: file, options: options)
+        case .hfDirectory(let dir):
+            tokenizer = try TokenizerLoader.load(directory: dir)
+            model = try DecoderModel.load(hfDirectory: dir)
+        }
+        BLAS.setThreads(Parallel.cores)
+    }
+
+    /// Token ids of `text` as the model's tokenizer makes them (BOS when the model adds one).
+    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+        tokenizer.encode(text, addSpecialTokens: addSpecialTokens)
+    }
+
+    public struct Completion: Sendable {
+        public var prompt: String
+        public var text: String
+        public var tokens: [Int]
+        public var logprobs: [Float]
+        public var finishReason: GenerationResult.FinishReason
+    }
+
+    /// Samples `samplesPerPrompt` continuations of each prompt. Sample j of prompt i uses the stream
+    /// seeded by (seed, i * samplesPerPrompt + j), so results do not depend on the batch size.
+    public func generate(prompts: [String], samplesPerPrompt: Int = 1, params: SamplingParameters, seed: UInt64,
+                         batchSize: Int = 32, progress: ((Int, Int) -> Bool)? = nil) -> [Completion] {
+        var ids: [[Int]] = [], texts: [String] = []
+        for p in prompts {
+            let t = encode(p)
+            for _ in 0..<samplesPerPrompt { ids.append(t); texts.append(p) }
+        }
+        let seeds = ids.indices.map { Generator.sequenceSeed(seed, $0) }
+        let stops = tokenizer.stopTokenIds.union(model.config.eosTokenIds)
+        let gen = Generator(model: model, stopTokens: stops)
+        let results = gen.generate(prompts: ids, seeds: seeds, params: params, batchSize: batchSize, progress: progress)
+        return results.enumerated().map { i, r in
+            // The stop token is kept in `tokens` (PPO scores it) but not in the text.
+            let visible = r.finishReason == .eos ? Array(r.tokens.dropLast()) : r.tokens
+            return Completion(prompt: texts[i], text: tokenizer.decode(visible, skipSpecialTokens: true),
+                              tokens: r.tokens, logprobs: r.logprobs, finishReason: r.finishReason)
+        }
+    }
+}
