@@ -1,2 +1,0 @@
-import XCTest
-final class ConceptsTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
