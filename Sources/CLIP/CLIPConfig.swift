@@ -1,0 +1,502 @@
+// Model configurations: transformers' CLIPConfig (config.json) and OpenCLIP's model_cfg
+// (open_clip_config.json, or the built-in table in OpenCLIPRegistry), decoded as Codable structs and
+// lowered to one `CLIPArchitecture` that the towers run. OpenCLIP configs carry many switches; a key
+// that would change the computation and is not implemented here is rejected by name rather than ignored,
+// so a SigLIP, CoCa or ResNet checkpoint fails at load instead of producing wrong embeddings.
+import Foundation
+import Tensors
+
+// MARK: - the architecture the engine runs
+
+/// The hyper-parameters of one pre-LN transformer stack.
+public struct CLIPTransformerConfig: Sendable, Equatable {
+    public var width: Int
+    public var layers: Int
+    public var heads: Int
+    public var mlpWidth: Int
+    public var activation: Activation
+    public var layerNormEps: Float
+
+    public var headDim: Int { width / heads }
+}
+
+/// Which position of the final hidden states becomes the text embedding.
+public enum CLIPTextPooling: Sendable, Equatable {
+    /// The first occurrence of this token id (transformers with a real eos_token_id, OpenCLIP "eos").
+    case firstToken(Int)
+    /// The position of the largest token id (OpenAI CLIP: EOS is the largest id; OpenCLIP "argmax",
+    /// transformers' legacy configs with eos_token_id == 2).
+    case argmax
+    /// The last position of the padded context (OpenCLIP "last").
+    case last
+    /// Position 0 (OpenCLIP "first").
+    case first
+}
+
+public struct CLIPTextConfig: Sendable, Equatable {
+    public var transformer: CLIPTransformerConfig
+    public var vocabSize: Int
+    public var contextLength: Int
+    public var causal: Bool
+    public var pooling: CLIPTextPooling
+    /// Fills the context when a tower needs the whole padded sequence (non-causal, or "last" pooling).
+    public var padTokenId: Int
+    public var projectionBias: Bool
+}
+
+public struct CLIPVisionConfig: Sendable, Equatable {
+    public enum Pooling: Sendable, Equatable { case classToken, average }
+    public var transformer: CLIPTransformerConfig
+    public var imageSize: Int
+    public var patchSize: Int
+    public var preNorm: Bool
+    public var pooling: Pooling
+    /// OpenCLIP `final_ln_after_pool`: LayerNorm the pooled vector instead of every token before pooling.
+    public var normAfterPool: Bool
+
+    public var gridSize: Int { imageSize / patchSize }
+    public var tokens: Int { gridSize * gridSize + 1 }
+}
+
+/// Where the weights come from decides their names (see CLIPWeights).
+public enum CLIPNaming: String, Sendable, Equatable {
+    case huggingFace
+    case openCLIP
+    /// OpenCLIP with `custom_text`: the text tower lives under "text.".
+    case openCLIPCustomText
+}
+
+public struct CLIPArchitecture: Sendable, Equatable {
+    public var text: CLIPTextConfig
+    public var vision: CLIPVisionConfig
+    public var embedDim: Int
+    public var naming: CLIPNaming
+}
+
+// MARK: - transformers
+
+/// transformers' CLIPConfig. Missing keys take transformers' defaults (openai/clip-vit-base-patch32 shapes).
+public struct HFCLIPConfig: Codable, Sendable, Equatable {
+    public struct TextConfig: Codable, Sendable, Equatable {
+        public var vocabSize = 49408, hiddenSize = 512, intermediateSize = 2048, numHiddenLayers = 12
+        public var numAttentionHeads = 8, maxPositionEmbeddings = 77
+        public var hiddenAct = "quick_gelu"
+        public var layerNormEps: Double = 1e-5
+        public var padTokenId = 1, bosTokenId = 49406, eosTokenId = 49407
+
+        enum CodingKeys: String, CodingKey {
+            case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+            case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
+            case maxPositionEmbeddings = "max_position_embeddings", hiddenAct = "hidden_act"
+            case layerNormEps = "layer_norm_eps", padTokenId = "pad_token_id", bosTokenId = "bos_token_id"
+            case eosTokenId = "eos_token_id"
+        }
+
+        public init() {}
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = TextConfig()
+            vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
+            hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
+            intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? d.intermediateSize
+            numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? d.numHiddenLayers
+            numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? d.numAttentionHeads
+            maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? d.maxPositionEmbeddings
+            hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? d.hiddenAct
+            layerNormEps = try c.decodeIfPresent(Double.self, forKey: .layerNormEps) ?? d.layerNormEps
+            padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? d.padTokenId
+            bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId) ?? d.bosTokenId
+            eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? d.eosTokenId
+        }
+    }
+
+    public struct VisionConfig: Codable, Sendable, Equatable {
+        public var hiddenSize = 768, intermediateSize = 3072, numHiddenLayers = 12, numAttentionHeads = 12
+        public var numChannels = 3, imageSize = 224, patchSize = 32
+        public var hiddenAct = "quick_gelu"
+        public var layerNormEps: Double = 1e-5
+
+        enum CodingKeys: String, CodingKey {
+            case hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+            case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
+            case numChannels = "num_channels", imageSize = "image_size", patchSize = "patch_size"
+            case hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps"
+        }
+
+        public init() {}
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = VisionConfig()
+            hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? d.hiddenSize
+            intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? d.intermediateSize
+            numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? d.numHiddenLayers
+            numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? d.numAttentionHeads
+            numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? d.numChannels
+            imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? d.imageSize
+            patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? d.patchSize
+            hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? d.hiddenAct
+            layerNormEps = try c.decodeIfPresent(Double.self, forKey: .layerNormEps) ?? d.layerNormEps
+        }
+    }
+
+    public var modelType: String?
+    public var projectionDim = 512
+    public var logitScaleInitValue: Double = 2.6592
+    public var textConfig = TextConfig()
+    public var visionConfig = VisionConfig()
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", projectionDim = "projection_dim"
+        case logitScaleInitValue = "logit_scale_init_value", textConfig = "text_config", visionConfig = "vision_config"
+    }
+
+    public init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType)
+        projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim) ?? 512
+        logitScaleInitValue = try c.decodeIfPresent(Double.self, forKey: .logitScaleInitValue) ?? 2.6592
+        textConfig = try c.decodeIfPresent(TextConfig.self, forKey: .textConfig) ?? TextConfig()
+        visionConfig = try c.decodeIfPresent(VisionConfig.self, forKey: .visionConfig) ?? VisionConfig()
+    }
+
+    public init(contentsOf url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw CLIPError.badConfig(file: url.path, detail: "cannot read the file (\(error.localizedDescription))")
+        }
+        do { self = try JSONDecoder().decode(HFCLIPConfig.self, from: data) } catch {
+            throw CLIPError.badConfig(file: url.path, detail: "not a valid CLIP config.json: \(describe(error))")
+        }
+    }
+
+    /// Lowers to the engine's architecture; `name` is used in error messages.
+    public func architecture(name: String) throws -> CLIPArchitecture {
+        if let t = modelType, t != "clip" {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "model_type '\(t)' (only 'clip' is implemented)")
+        }
+        let t = textConfig, v = visionConfig
+        guard let tAct = Activation(configName: t.hiddenAct) else {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "text_config.hidden_act '\(t.hiddenAct)'")
+        }
+        guard let vAct = Activation(configName: v.hiddenAct) else {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "vision_config.hidden_act '\(v.hiddenAct)'")
+        }
+        guard v.numChannels == 3 else {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "vision_config.num_channels \(v.numChannels) (RGB only)")
+        }
+        // transformers keeps argmax pooling for configs written before eos_token_id was meaningful (== 2).
+        let pooling: CLIPTextPooling = t.eosTokenId == 2 ? .argmax : .firstToken(t.eosTokenId)
+        let arch = CLIPArchitecture(
+            text: CLIPTextConfig(
+                transformer: CLIPTransformerConfig(width: t.hiddenSize, layers: t.numHiddenLayers, heads: t.numAttentionHeads,
+                                                   mlpWidth: t.intermediateSize, activation: tAct, layerNormEps: Float(t.layerNormEps)),
+                vocabSize: t.vocabSize, contextLength: t.maxPositionEmbeddings, causal: true, pooling: pooling,
+                padTokenId: t.padTokenId, projectionBias: false),
+            vision: CLIPVisionConfig(
+                transformer: CLIPTransformerConfig(width: v.hiddenSize, layers: v.numHiddenLayers, heads: v.numAttentionHeads,
+                                                   mlpWidth: v.intermediateSize, activation: vAct, layerNormEps: Float(v.layerNormEps)),
+                imageSize: v.imageSize, patchSize: v.patchSize, preNorm: true, pooling: .classToken, normAfterPool: false),
+            embedDim: projectionDim, naming: .huggingFace)
+        try arch.validate(name: name)
+        return arch
+    }
+}
+
+// MARK: - OpenCLIP
+
+/// OpenCLIP's model_cfg: the built-in model_configs/*.json or the "model_cfg" of open_clip_config.json.
+public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
+    public struct VisionCfg: Codable, Sendable, Equatable {
+        public var imageSize = 224, layers = 12, width = 768, headWidth = 64, patchSize = 16
+        public var mlpRatio: Double = 4
+        public var noLnPre = false, finalLnAfterPool = false
+        public var poolType = "tok"
+        public var layerNormEps: Double = 1e-5
+
+        enum CodingKeys: String, CodingKey {
+            case imageSize = "image_size", layers, width, headWidth = "head_width", patchSize = "patch_size"
+            case mlpRatio = "mlp_ratio", noLnPre = "no_ln_pre", finalLnAfterPool = "final_ln_after_pool"
+            case poolType = "pool_type"
+        }
+
+        public init() {}
+        public init(from decoder: Decoder) throws {
+            let raw = try decoder.container(keyedBy: AnyKey.self)
+            try rejectUnsupported(raw, harmless: ["output_tokens", "patch_dropout"], falsy: [
+                "attentional_pool", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                "scale_attn_inner", "scale_attn", "scale_fc", "timm_model_name", "act_kwargs",
+            ], where: "vision_cfg", special: ["pos_embed_type": "learnable", "block_type": "default"])
+            if raw.contains(AnyKey("layers")), (try? raw.decode(Int.self, forKey: AnyKey("layers"))) == nil {
+                throw unsupported("vision_cfg.layers is a list: a ResNet image tower")
+            }
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = VisionCfg()
+            imageSize = try decodeSize(raw, "image_size") ?? d.imageSize
+            patchSize = try decodeSize(raw, "patch_size") ?? d.patchSize
+            layers = try c.decodeIfPresent(Int.self, forKey: .layers) ?? d.layers
+            width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
+            headWidth = try c.decodeIfPresent(Int.self, forKey: .headWidth) ?? d.headWidth
+            mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? d.mlpRatio
+            noLnPre = try c.decodeIfPresent(Bool.self, forKey: .noLnPre) ?? false
+            finalLnAfterPool = try c.decodeIfPresent(Bool.self, forKey: .finalLnAfterPool) ?? false
+            poolType = try c.decodeIfPresent(String.self, forKey: .poolType) ?? "tok"
+            layerNormEps = try decodeNormEps(raw) ?? 1e-5
+        }
+    }
+
+    public struct TextCfg: Codable, Sendable, Equatable {
+        public var contextLength = 77, vocabSize = 49408, width = 512, heads = 8, layers = 12
+        public var mlpRatio: Double = 4
+        public var padId = 0, eosId = 2
+        public var noCausalMask = false, projBias = false
+        public var poolType = "argmax", projType = "linear"
+        public var hfTokenizerName: String?
+        public var layerNormEps: Double = 1e-5
+
+        enum CodingKeys: String, CodingKey {
+            case contextLength = "context_length", vocabSize = "vocab_size", width, heads, layers
+            case mlpRatio = "mlp_ratio", padId = "pad_id", eosId = "eos_id", noCausalMask = "no_causal_mask"
+            case projBias = "proj_bias", poolType = "pool_type", projType = "proj_type"
+            case hfTokenizerName = "hf_tokenizer_name"
+        }
+
+        public init() {}
+        public init(from decoder: Decoder) throws {
+            let raw = try decoder.container(keyedBy: AnyKey.self)
+            try rejectUnsupported(raw, harmless: ["output_tokens", "tokenizer_kwargs", "tokenizer_mode",
+                                                  "final_ln_after_pool"], falsy: [
+                "hf_model_name", "embed_cls", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                "scale_attn_inner", "scale_attn", "scale_fc", "act_kwargs", "use_pad_mask", "correct_cls_mask",
+            ], where: "text_cfg", special: ["block_type": "default"])
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = TextCfg()
+            contextLength = try c.decodeIfPresent(Int.self, forKey: .contextLength) ?? d.contextLength
+            vocabSize = try c.decodeIfPresent(Int.self, forKey: .vocabSize) ?? d.vocabSize
+            width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
+            heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? d.heads
+            layers = try c.decodeIfPresent(Int.self, forKey: .layers) ?? d.layers
+            mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? d.mlpRatio
+            padId = try c.decodeIfPresent(Int.self, forKey: .padId) ?? 0
+            eosId = try c.decodeIfPresent(Int.self, forKey: .eosId) ?? 2
+            noCausalMask = try c.decodeIfPresent(Bool.self, forKey: .noCausalMask) ?? false
+            projBias = try c.decodeIfPresent(Bool.self, forKey: .projBias) ?? false
+            poolType = try c.decodeIfPresent(String.self, forKey: .poolType) ?? "argmax"
+            projType = try c.decodeIfPresent(String.self, forKey: .projType) ?? "linear"
+            hfTokenizerName = try c.decodeIfPresent(String.self, forKey: .hfTokenizerName)
+            layerNormEps = try decodeNormEps(raw) ?? 1e-5
+        }
+    }
+
+    public var embedDim: Int
+    public var quickGelu = false
+    public var customText = false
+    public var visionCfg: VisionCfg
+    public var textCfg: TextCfg
+
+    enum CodingKeys: String, CodingKey {
+        case embedDim = "embed_dim", quickGelu = "quick_gelu", customText = "custom_text"
+        case visionCfg = "vision_cfg", textCfg = "text_cfg"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let raw = try decoder.container(keyedBy: AnyKey.self)
+        try rejectUnsupported(raw, harmless: ["cast_dtype", "init_logit_scale", "nonscalar_logit_scale"],
+                              falsy: ["init_logit_bias", "multimodal_cfg"], where: "model_cfg", special: [:])
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        embedDim = try c.decode(Int.self, forKey: .embedDim)
+        quickGelu = try c.decodeIfPresent(Bool.self, forKey: .quickGelu) ?? false
+        customText = try c.decodeIfPresent(Bool.self, forKey: .customText) ?? false
+        visionCfg = try c.decode(VisionCfg.self, forKey: .visionCfg)
+        textCfg = try c.decode(TextCfg.self, forKey: .textCfg)
+    }
+
+    /// Lowers to the engine's architecture; `name` is used in error messages.
+    public func architecture(name: String) throws -> CLIPArchitecture {
+        let act: Activation = quickGelu ? .quickGelu : .gelu
+        let v = visionCfg, t = textCfg
+        guard v.width % v.headWidth == 0 else {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "vision width \(v.width) is not a multiple of head_width \(v.headWidth)")
+        }
+        let pooling: CLIPTextPooling
+        switch t.poolType {
+        case "argmax": pooling = .argmax
+        case "eos": pooling = .firstToken(t.eosId)
+        case "last": pooling = .last
+        case "first": pooling = .first
+        default: throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.pool_type '\(t.poolType)'")
+        }
+        guard t.projType == "linear" else {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.proj_type '\(t.projType)'")
+        }
+        let vPool: CLIPVisionConfig.Pooling
+        switch v.poolType {
+        case "tok": vPool = .classToken
+        case "avg": vPool = .average
+        default: throw CLIPError.unsupportedArchitecture(model: name, detail: "vision_cfg.pool_type '\(v.poolType)'")
+        }
+        // Python's int(width * mlp_ratio): truncation, in double precision as Python computes it.
+        let arch = CLIPArchitecture(
+            text: CLIPTextConfig(
+                transformer: CLIPTransformerConfig(width: t.width, layers: t.layers, heads: t.heads,
+                                                   mlpWidth: Int(Double(t.width) * t.mlpRatio), activation: act,
+                                                   layerNormEps: Float(t.layerNormEps)),
+                vocabSize: t.vocabSize, contextLength: t.contextLength, causal: !t.noCausalMask, pooling: pooling,
+                padTokenId: t.padId, projectionBias: t.projBias),
+            vision: CLIPVisionConfig(
+                transformer: CLIPTransformerConfig(width: v.width, layers: v.layers, heads: v.width / v.headWidth,
+                                                   mlpWidth: Int(Double(v.width) * v.mlpRatio), activation: act,
+                                                   layerNormEps: Float(v.layerNormEps)),
+                imageSize: v.imageSize, patchSize: v.patchSize, preNorm: !v.noLnPre, pooling: vPool,
+                normAfterPool: v.finalLnAfterPool),
+            embedDim: embedDim, naming: customText ? .openCLIPCustomText : .openCLIP)
+        try arch.validate(name: name)
+        return arch
+    }
+}
+
+/// The parts of open_clip_config.json we read: model_cfg and preprocess_cfg.
+public struct OpenCLIPConfigFile: Decodable, Sendable {
+    public struct PreprocessCfg: Codable, Sendable, Equatable {
+        public var size: Int?
+        public var mean: [Float]?
+        public var std: [Float]?
+        public var interpolation: String?
+        public var resizeMode: String?
+        enum CodingKeys: String, CodingKey { case size, mean, std, interpolation, resizeMode = "resize_mode" }
+        public init(size: Int? = nil, mean: [Float]? = nil, std: [Float]? = nil, interpolation: String? = nil,
+                    resizeMode: String? = nil) {
+            self.size = size; self.mean = mean; self.std = std; self.interpolation = interpolation; self.resizeMode = resizeMode
+        }
+        public init(from decoder: Decoder) throws {
+            let raw = try decoder.container(keyedBy: AnyKey.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            size = try decodeSize(raw, "size")
+            mean = try c.decodeIfPresent([Float].self, forKey: .mean)
+            std = try c.decodeIfPresent([Float].self, forKey: .std)
+            interpolation = try c.decodeIfPresent(String.self, forKey: .interpolation)
+            resizeMode = try c.decodeIfPresent(String.self, forKey: .resizeMode)
+        }
+        /// Fields set in `other` win.
+        public func merged(with other: PreprocessCfg) -> PreprocessCfg {
+            PreprocessCfg(size: other.size ?? size, mean: other.mean ?? mean, std: other.std ?? std,
+                          interpolation: other.interpolation ?? interpolation, resizeMode: other.resizeMode ?? resizeMode)
+        }
+    }
+    public var modelCfg: OpenCLIPModelConfig
+    public var preprocessCfg: PreprocessCfg?
+
+    enum CodingKeys: String, CodingKey { case modelCfg = "model_cfg", preprocessCfg = "preprocess_cfg" }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if c.contains(.modelCfg) {
+            modelCfg = try c.decode(OpenCLIPModelConfig.self, forKey: .modelCfg)
+        } else {
+            // open_clip also accepts a bare model config in this file.
+            modelCfg = try OpenCLIPModelConfig(from: decoder)
+        }
+        preprocessCfg = try c.decodeIfPresent(PreprocessCfg.self, forKey: .preprocessCfg)
+    }
+
+    public init(contentsOf url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw CLIPError.badConfig(file: url.path, detail: "cannot read the file (\(error.localizedDescription))")
+        }
+        do { self = try JSONDecoder().decode(OpenCLIPConfigFile.self, from: data) } catch let e as CLIPError {
+            throw CLIPError.badConfig(file: url.path, detail: e.description)
+        } catch {
+            throw CLIPError.badConfig(file: url.path, detail: "not a valid open_clip_config.json: \(describe(error))")
+        }
+    }
+}
+
+extension CLIPArchitecture {
+    func validate(name: String) throws {
+        for (tower, t) in [("text", text.transformer), ("vision", vision.transformer)] {
+            guard t.width > 0, t.layers > 0, t.heads > 0, t.mlpWidth > 0, t.width % t.heads == 0 else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "\(tower) tower: width \(t.width), \(t.layers) layers, \(t.heads) heads, mlp \(t.mlpWidth) (width must be a positive multiple of heads)")
+            }
+        }
+        guard vision.patchSize > 0, vision.imageSize >= vision.patchSize, vision.imageSize % vision.patchSize == 0 else {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "image size \(vision.imageSize) is not a multiple of patch size \(vision.patchSize)")
+        }
+        guard text.vocabSize > 0, text.contextLength > 0, embedDim > 0 else {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "vocab \(text.vocabSize), context \(text.contextLength), embed dim \(embedDim)")
+        }
+    }
+}
+
+// MARK: - decoding helpers
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { return nil }
+}
+
+private func unsupported(_ detail: String) -> CLIPError {
+    CLIPError.unsupportedArchitecture(model: "open_clip config", detail: detail)
+}
+
+/// Keys we know change nothing at inference pass; `falsy` keys are accepted only when false/null/empty;
+/// `special` keys only with the given string value; any other unknown key is an error naming it.
+private func rejectUnsupported(_ c: KeyedDecodingContainer<AnyKey>, harmless: Set<String>, falsy: Set<String>,
+                               where section: String, special: [String: String]) throws {
+    let known: Set<String> = [
+        "image_size", "layers", "width", "head_width", "patch_size", "mlp_ratio", "no_ln_pre", "final_ln_after_pool",
+        "pool_type", "norm_kwargs", "context_length", "vocab_size", "heads", "pad_id", "eos_id", "no_causal_mask",
+        "proj_bias", "proj_type", "hf_tokenizer_name", "embed_dim", "quick_gelu", "custom_text", "vision_cfg", "text_cfg",
+    ]
+    for key in c.allKeys {
+        let k = key.stringValue
+        if known.contains(k) || harmless.contains(k) { continue }
+        if falsy.contains(k) {
+            if try c.decodeNil(forKey: key) { continue }
+            if let b = try? c.decode(Bool.self, forKey: key), !b { continue }
+            if let s = try? c.decode(String.self, forKey: key), s.isEmpty { continue }
+            throw unsupported("\(section).\(k) is set (not implemented)")
+        }
+        if let want = special[k] {
+            if try c.decodeNil(forKey: key) { continue }
+            if let s = try? c.decode(String.self, forKey: key), s == want { continue }
+            throw unsupported("\(section).\(k) other than '\(want)' (not implemented)")
+        }
+        throw unsupported("\(section).\(k) (unknown option)")
+    }
+}
+
+/// Sizes are an int or a square [h, w] pair.
+private func decodeSize(_ c: KeyedDecodingContainer<AnyKey>, _ name: String) throws -> Int? {
+    let k = AnyKey(name)
+    guard c.contains(k), !(try c.decodeNil(forKey: k)) else { return nil }
+    if let n = try? c.decode(Int.self, forKey: k) { return n }
+    if let hw = try? c.decode([Int].self, forKey: k), hw.count == 2, hw[0] == hw[1] { return hw[0] }
+    throw unsupported("\(name) must be an integer or a square [h, w] pair")
+}
+
+private func decodeNormEps(_ c: KeyedDecodingContainer<AnyKey>) throws -> Double? {
+    let k = AnyKey("norm_kwargs")
+    guard c.contains(k), !(try c.decodeNil(forKey: k)) else { return nil }
+    let kw = try c.decode([String: Double].self, forKey: k)
+    guard Set(kw.keys).isSubset(of: ["eps"]) else {
+        throw unsupported("norm_kwargs \(kw.keys.sorted()) (only eps is implemented)")
+    }
+    return kw["eps"]
+}
+
+func describe(_ error: Error) -> String {
+    switch error {
+    case let DecodingError.keyNotFound(key, ctx):
+        return "missing key '\((ctx.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+    case let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx), let DecodingError.dataCorrupted(ctx):
+        return "'\(ctx.codingPath.map(\.stringValue).joined(separator: "."))': \(ctx.debugDescription)"
+    case let e as CustomStringConvertible:
+        return e.description
+    default:
+        return "\(error)"
+    }
+}

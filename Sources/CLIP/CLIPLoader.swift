@@ -1,0 +1,215 @@
+// Resolves a CLIP model spec to files and builds a CLIPModel, offline: hub repositories are read from the
+// local Hugging Face cache laid out as huggingface_hub does it. The model identity that keys the embedding
+// cache is a digest of the config text, the safetensors headers and a sample of the weight bytes, which
+// changes with any retrained or fine-tuned checkpoint without reading gigabytes at every start.
+import Foundation
+import Imaging
+import ModelFiles
+import Tokenizers
+
+extension CLIPModel {
+    public static let openCLIPPrefix = "r-open-clip:"
+
+    /// Loads `spec`: an HF CLIP directory or hub id (config.json + model.safetensors), a directory with
+    /// open_clip_config.json + open_clip_model.safetensors, `r-open-clip:MODEL:PRETRAINED`,
+    /// `r-open-clip:MODEL:/path/weights.safetensors` or `r-open-clip:hf-hub:ORG/NAME`.
+    /// `tokenizer` overrides the one found next to the weights.
+    public static func load(spec: String, locator: ModelLocator = ModelLocator(),
+                            tokenizer: (any CLIPTextTokenizing)? = nil) throws -> CLIPModel {
+        if spec.hasPrefix(openCLIPPrefix) {
+            let rest = String(spec.dropFirst(openCLIPPrefix.count))
+            if rest.hasPrefix("hf-hub:") {
+                let repo = String(rest.dropFirst("hf-hub:".count))
+                let dir = try hubSnapshot(repo, locator: locator, spec: spec)
+                return try loadOpenCLIPDirectory(dir, tokenizer: tokenizer)
+            }
+            guard let colon = rest.firstIndex(of: ":") else {
+                throw CLIPError.modelNotFound(spec: spec, detail: "expected r-open-clip:MODEL:PRETRAINED (e.g. r-open-clip:ViT-B-32:laion2b_s34b_b79k) or r-open-clip:hf-hub:ORG/NAME")
+            }
+            let model = String(rest[..<colon]), tag = String(rest[rest.index(after: colon)...])
+            let cfg = try OpenCLIPRegistry.modelConfig(model)
+            if tag.hasSuffix(".safetensors") {
+                let pre = OpenCLIPConfigFile.PreprocessCfg(size: cfg.visionCfg.imageSize)
+                return try build(openCLIP: cfg, name: model, weights: URL(fileURLWithPath: tag), preprocess: pre,
+                                 configText: "\(cfg)", notes: [], tokenizer: tokenizer, tokenizerDir: nil)
+            }
+            let pretrained = try OpenCLIPRegistry.pretrained(model: model, tag: tag)
+            let dir = try hubSnapshot(pretrained.hubRepo, locator: locator, spec: spec)
+            var notes: [String] = []
+            if pretrained.quickGelu != cfg.quickGelu {
+                notes.append("\(model) uses \(cfg.quickGelu ? "QuickGELU" : "GELU") but '\(tag)' was trained with \(pretrained.quickGelu ? "QuickGELU" : "GELU") (open_clip warns the same); use \(pretrained.quickGelu ? model + "-quickgelu" : model.replacingOccurrences(of: "-quickgelu", with: "")) to match the training")
+            }
+            let pre = OpenCLIPConfigFile.PreprocessCfg(size: cfg.visionCfg.imageSize, mean: pretrained.mean, std: pretrained.std,
+                                                        interpolation: pretrained.interpolation, resizeMode: pretrained.resizeMode)
+            return try build(openCLIP: cfg, name: "\(model):\(tag)", weights: try openCLIPWeights(in: dir, spec: spec),
+                             preprocess: pre, configText: "\(model)|\(cfg)", notes: notes, tokenizer: tokenizer, tokenizerDir: dir)
+        }
+
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        let path = NSString(string: spec).expandingTildeInPath
+        if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            let dir = URL(fileURLWithPath: path).standardizedFileURL
+            if !fm.fileExists(atPath: dir.appendingPathComponent("config.json").path),
+               fm.fileExists(atPath: dir.appendingPathComponent("open_clip_config.json").path) {
+                return try loadOpenCLIPDirectory(dir, tokenizer: tokenizer)
+            }
+            return try loadHuggingFace(dir, tokenizer: tokenizer)
+        }
+        // A hub id: open_clip-only repositories have no config.json, so look at the snapshot first.
+        if let snap = try? hubSnapshot(spec, locator: locator, spec: spec),
+           !fm.fileExists(atPath: snap.appendingPathComponent("config.json").path),
+           fm.fileExists(atPath: snap.appendingPathComponent("open_clip_config.json").path) {
+            return try loadOpenCLIPDirectory(snap, tokenizer: tokenizer)
+        }
+        let location: ModelLocation
+        do { location = try locator.resolve(spec) } catch {
+            throw CLIPError.modelNotFound(spec: spec, detail: "\(error)")
+        }
+        switch location {
+        case .hfDirectory(let dir): return try loadHuggingFace(dir, tokenizer: tokenizer)
+        case .gguf(let url):
+            throw CLIPError.modelNotFound(spec: spec, detail: "\(url.path) is a GGUF file; CLIP models load from safetensors (an HF CLIP directory or OpenCLIP weights)")
+        }
+    }
+
+    // MARK: transformers
+
+    static func loadHuggingFace(_ dir: URL, tokenizer: (any CLIPTextTokenizing)?) throws -> CLIPModel {
+        let configURL = dir.appendingPathComponent("config.json")
+        let config = try HFCLIPConfig(contentsOf: configURL)
+        let arch = try config.architecture(name: dir.path)
+        let checkpoint: SafetensorsCheckpoint
+        do { checkpoint = try SafetensorsCheckpoint(url: dir) } catch {
+            throw CLIPError.badWeights(file: dir.path, detail: "\(error)")
+        }
+        let weights = try CLIPWeightNames.load(arch, from: checkpoint, file: dir.path)
+
+        let ppURL = dir.appendingPathComponent("preprocessor_config.json")
+        var pp: CLIPImageProcessorConfig
+        if FileManager.default.fileExists(atPath: ppURL.path) {
+            pp = try CLIPImageProcessorConfig(contentsOf: ppURL)
+        } else {
+            let s = arch.vision.imageSize
+            pp = CLIPImageProcessorConfig(size: .shortestEdge(s), cropHeight: s, cropWidth: s)
+        }
+        let preprocessor = try CLIPPreprocessor.huggingFace(pp)
+        try checkPreprocessing(preprocessor, arch, file: ppURL.path)
+        let tok = try tokenizer ?? findTokenizer(dir)
+        let configText = (try? String(contentsOf: configURL, encoding: .utf8)) ?? "\(config)"
+        return CLIPModel(architecture: arch, weights: weights, preprocessor: preprocessor, tokenizer: tok, fixedScale: nil,
+                         identity: identity(configText: configText, files: checkpoint.files.map(\.url)), notes: [])
+    }
+
+    // MARK: OpenCLIP
+
+    static func loadOpenCLIPDirectory(_ dir: URL, tokenizer: (any CLIPTextTokenizing)?) throws -> CLIPModel {
+        let configURL = dir.appendingPathComponent("open_clip_config.json")
+        let file = try OpenCLIPConfigFile(contentsOf: configURL)
+        let configText = (try? String(contentsOf: configURL, encoding: .utf8)) ?? "\(file.modelCfg)"
+        let pre = OpenCLIPConfigFile.PreprocessCfg(size: file.modelCfg.visionCfg.imageSize).merged(with: file.preprocessCfg ?? .init())
+        return try build(openCLIP: file.modelCfg, name: dir.path, weights: try openCLIPWeights(in: dir, spec: dir.path),
+                         preprocess: pre, configText: configText, notes: [], tokenizer: tokenizer, tokenizerDir: dir)
+    }
+
+    static func openCLIPWeights(in dir: URL, spec: String) throws -> URL {
+        let st = dir.appendingPathComponent("open_clip_model.safetensors")
+        if FileManager.default.fileExists(atPath: st.path) { return st }
+        let bin = dir.appendingPathComponent("open_clip_pytorch_model.bin")
+        if FileManager.default.fileExists(atPath: bin.path) {
+            throw CLIPError.modelNotFound(spec: spec, detail: "\(dir.path) has only open_clip_pytorch_model.bin (a pickle, which we do not read); download open_clip_model.safetensors from the same repository")
+        }
+        throw CLIPError.modelNotFound(spec: spec, detail: "\(dir.path) has no open_clip_model.safetensors")
+    }
+
+    static func build(openCLIP cfg: OpenCLIPModelConfig, name: String, weights url: URL,
+                      preprocess: OpenCLIPConfigFile.PreprocessCfg, configText: String, notes: [String],
+                      tokenizer: (any CLIPTextTokenizing)?, tokenizerDir: URL?) throws -> CLIPModel {
+        let arch = try cfg.architecture(name: name)
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(url: url) } catch {
+            throw CLIPError.badWeights(file: url.path, detail: "\(error)")
+        }
+        let weights = try CLIPWeightNames.load(arch, from: file, file: url.path)
+        let size = preprocess.size ?? arch.vision.imageSize
+        if let i = preprocess.interpolation, i != "bicubic" {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "preprocessing interpolation '\(i)' (only bicubic is implemented)")
+        }
+        if let m = preprocess.resizeMode, m != "shortest" {
+            throw CLIPError.unsupportedArchitecture(model: name, detail: "preprocessing resize_mode '\(m)' (only 'shortest' is implemented)")
+        }
+        let preprocessor: CLIPPreprocessor
+        do {
+            preprocessor = try CLIPPreprocessor.openCLIP(size: size, mean: preprocess.mean ?? OpenCLIPRegistry.openAIMean,
+                                                         std: preprocess.std ?? OpenCLIPRegistry.openAIStd)
+        } catch {
+            throw CLIPError.badConfig(file: name, detail: "\(error)")
+        }
+        try checkPreprocessing(preprocessor, arch, file: name)
+        var tok = tokenizer
+        if tok == nil, let tokenizerDir, cfg.textCfg.hfTokenizerName == nil { tok = try findTokenizer(tokenizerDir) }
+        return CLIPModel(architecture: arch, weights: weights, preprocessor: preprocessor, tokenizer: tok, fixedScale: 100,
+                         identity: identity(configText: configText, files: [url]), notes: notes)
+    }
+
+    // MARK: helpers
+
+    private static func checkPreprocessing(_ p: CLIPPreprocessor, _ arch: CLIPArchitecture, file: String) throws {
+        let out = p.outputSize(width: 1000, height: 1000)
+        guard out.height == arch.vision.imageSize, out.width == arch.vision.imageSize else {
+            throw CLIPError.badConfig(file: file, detail: "preprocessing makes \(out.height)x\(out.width) images but the vision tower takes \(arch.vision.imageSize)x\(arch.vision.imageSize)")
+        }
+    }
+
+    /// transformers' vocab.json + merges.txt when present.
+    private static func findTokenizer(_ dir: URL) throws -> (any CLIPTextTokenizing)? {
+        let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
+        guard FileManager.default.fileExists(atPath: vocab.path), FileManager.default.fileExists(atPath: merges.path) else { return nil }
+        return try CLIPTokenizer(vocabJSON: vocab, mergesTXT: merges)
+    }
+
+    /// The snapshot directory of ORG/NAME in the local hub cache (refs/main, else the newest snapshot).
+    static func hubSnapshot(_ repo: String, locator: ModelLocator, spec: String) throws -> URL {
+        let parts = repo.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+            throw CLIPError.modelNotFound(spec: spec, detail: "'\(repo)' is not a hub id ORG/NAME")
+        }
+        let fm = FileManager.default
+        let root = locator.hubCache.appendingPathComponent("models--\(parts[0])--\(parts[1])")
+        let snapshots = root.appendingPathComponent("snapshots")
+        if let rev = try? String(contentsOf: root.appendingPathComponent("refs/main"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines), !rev.isEmpty, !rev.contains("/") {
+            let s = snapshots.appendingPathComponent(rev)
+            if fm.fileExists(atPath: s.path) { return s }
+        }
+        let entries = (try? fm.contentsOfDirectory(at: snapshots, includingPropertiesForKeys: [.contentModificationDateKey])) ?? []
+        if let newest = entries.max(by: { a, b in
+            let da = (try? a.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
+            let db = (try? b.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
+            return (da, a.lastPathComponent) < (db, b.lastPathComponent)
+        }) { return newest }
+        throw CLIPError.modelNotFound(spec: spec, detail: "\(repo) is not in the Hugging Face cache \(locator.hubCache.path); download it with `huggingface-cli download \(repo)` (set HF_HUB_CACHE or HF_HOME to use another cache)")
+    }
+
+    /// Digest of the config text, each weight file's size and header, and 64 KiB samples spread over its data.
+    static func identity(configText: String, files: [URL]) -> String {
+        var h = SHA256()
+        h.update(configText)
+        for url in files {
+            guard let handle = try? FileHandle(forReadingFrom: url) else { h.update(url.path); continue }
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()) ?? 0
+            h.update("\(size)")
+            let sample = 65536
+            let samples: UInt64 = 64
+            // Offset 0 covers the safetensors header (names, shapes, offsets); the rest samples the data.
+            for i in 0..<samples {
+                let at = size > UInt64(sample) ? (size - UInt64(sample)) * i / (samples - 1) : 0
+                try? handle.seek(toOffset: at)
+                if let d = try? handle.read(upToCount: sample) { h.update(d) }
+                if size <= UInt64(sample) { break }
+            }
+        }
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}

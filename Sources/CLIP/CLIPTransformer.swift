@@ -1,0 +1,102 @@
+// The pre-LN transformer stack both CLIP towers share, run over a batch of sequences packed row after row
+// (ragged: no padding rows). Every projection is one GEMM over all rows of the batch; only attention,
+// which mixes rows, works sequence by sequence. Causal towers let each query see keys up to itself;
+// bidirectional ones (vision, CLIPA text) let it see the whole sequence.
+import Tensors
+
+/// Work buffers for one forward call, sized once for its row count and reused by every layer.
+struct TransformerScratch {
+    var normed: [Float]   // [rows, W]
+    var qkv: [Float]      // [rows, 3W]
+    var attended: [Float] // [rows, W]
+    var hidden: [Float]   // [rows, M]
+
+    init(rows: Int, config c: CLIPTransformerConfig) {
+        normed = [Float](repeating: 0, count: rows * c.width)
+        qkv = [Float](repeating: 0, count: rows * 3 * c.width)
+        attended = [Float](repeating: 0, count: rows * c.width)
+        hidden = [Float](repeating: 0, count: rows * c.mlpWidth)
+    }
+}
+
+struct CLIPTransformer: Sendable {
+    let config: CLIPTransformerConfig
+    let blocks: [BlockWeights]
+
+    /// x [rows, W] is updated in place; `segments` are the row ranges of the sequences, in order.
+    func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, segments: [Range<Int>], causal: Bool) {
+        let w = config.width, m = config.mlpWidth, hd = config.headDim
+        var s = TransformerScratch(rows: rows, config: config)
+        // Query positions within each sequence: causal queries stop at themselves, full ones see all keys.
+        let longest = segments.map(\.count).max() ?? 0
+        let causalPositions = Array(0..<longest)
+        let scale = 1 / Float(hd).squareRoot()
+        let shape = AttentionShape(heads: config.heads, kvHeads: config.heads, headDim: hd)
+
+        s.normed.withUnsafeMutableBufferPointer { normed in
+        s.qkv.withUnsafeMutableBufferPointer { qkv in
+        s.attended.withUnsafeMutableBufferPointer { att in
+        s.hidden.withUnsafeMutableBufferPointer { hidden in
+            let nb = normed.baseAddress!, qb = qkv.baseAddress!, ab = att.baseAddress!, hb = hidden.baseAddress!
+            for block in blocks {
+                // Attention half.
+                block.norm1.weight.withUnsafeBufferPointer { g in block.norm1.bias.withUnsafeBufferPointer { b in
+                    Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
+                } }
+                linear(qb, nb, block.qkv, rows: rows)
+                for seg in segments {
+                    let n = seg.count
+                    let base = qb + seg.lowerBound * 3 * w
+                    let fullPositions = [Int](repeating: n - 1, count: n)
+                    (causal ? causalPositions : fullPositions).withUnsafeBufferPointer { pos in
+                        Attention.forward(ab + seg.lowerBound * w, outStride: w, q: base, qStride: 3 * w,
+                                          keys: base + w, values: base + 2 * w, kvStride: 3 * w,
+                                          queryPositions: pos.baseAddress!, rows: n, shape: shape, scale: scale)
+                    }
+                }
+                addLinear(x, ab, block.out, rows: rows)
+                // MLP half.
+                block.norm2.weight.withUnsafeBufferPointer { g in block.norm2.bias.withUnsafeBufferPointer { b in
+                    Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
+                } }
+                linear(hb, nb, block.fc1, rows: rows)
+                config.activation.apply(hb, count: rows * m)
+                addLinear(x, hb, block.fc2, rows: rows)
+            }
+        } } } }
+    }
+}
+
+/// y[rows, out] = x W^T + b.
+func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int) {
+    l.weight.withUnsafeBufferPointer { w in
+        if let bias = l.bias {
+            bias.withUnsafeBufferPointer { b in
+                BLAS.linear(y, x, w.baseAddress!, bias: b.baseAddress!, m: rows, n: l.outFeatures, k: l.inFeatures)
+            }
+        } else {
+            BLAS.linear(y, x, w.baseAddress!, bias: nil, m: rows, n: l.outFeatures, k: l.inFeatures)
+        }
+    }
+}
+
+/// y[rows, out] += x W^T + b: the residual add folded into the GEMM (beta = 1).
+func addLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int) {
+    let n = l.outFeatures, k = l.inFeatures
+    l.weight.withUnsafeBufferPointer { w in
+        BLAS.gemm(transB: true, m: rows, n: n, k: k, a: x, lda: k, b: w.baseAddress!, ldb: k, beta: 1, c: y, ldc: n)
+    }
+    if let bias = l.bias {
+        bias.withUnsafeBufferPointer { b in
+            parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in Vec.add(y + r * n, b.baseAddress!, n) }
+        }
+    }
+}
+
+/// out[r] = LayerNorm(x[r]) for `rows` rows of width `dim`.
+func layerNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: LayerNormWeights,
+               rows: Int, dim: Int, eps: Float) {
+    n.weight.withUnsafeBufferPointer { g in n.bias.withUnsafeBufferPointer { b in
+        Norms.layerNorm(out, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: dim, eps: eps)
+    } }
+}

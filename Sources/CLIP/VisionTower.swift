@@ -1,0 +1,115 @@
+// The CLIP image tower (ViT): the patch convolution as one GEMM over unfolded patches, the class token,
+// position embeddings, the optional pre-LayerNorm, a bidirectional transformer, pooling (class token or
+// the mean of the patch tokens), the post-LayerNorm and the projection. Images go through in batches so
+// every projection of every layer is one GEMM over all tokens of the batch.
+import Tensors
+
+struct VisionTower: Sendable {
+    let config: CLIPVisionConfig
+    let embedDim: Int
+    let weights: VisionTowerWeights
+    let transformer: CLIPTransformer
+
+    init(config: CLIPVisionConfig, embedDim: Int, weights: VisionTowerWeights) {
+        self.config = config
+        self.embedDim = embedDim
+        self.weights = weights
+        self.transformer = CLIPTransformer(config: config.transformer, blocks: weights.blocks)
+    }
+
+    /// Unnormalised embeddings for preprocessed images, each CHW 3 x S x S (S = image size).
+    func embed(_ images: [[Float]]) throws -> [[Float]] {
+        let s = config.imageSize
+        for (i, im) in images.enumerated() where im.count != 3 * s * s {
+            throw CLIPError.badInput("image \(i) has \(im.count) values; the model takes 3 x \(s) x \(s) = \(3 * s * s) (check the preprocessing size)")
+        }
+        if images.isEmpty { return [] }
+        let b = images.count, w = config.transformer.width, p = config.patchSize, g = config.gridSize
+        let t = config.tokens, patches = g * g, k = 3 * p * p, rows = b * t
+        var x = [Float](repeating: 0, count: rows * w)
+
+        // Unfold: one row per patch, (c, ky, kx) order to match the conv kernel [W, 3, p, p].
+        var unfolded = [Float](repeating: 0, count: b * patches * k)
+        unfolded.withUnsafeMutableBufferPointer { u in
+            let up = u.baseAddress!
+            for (bi, im) in images.enumerated() {
+                im.withUnsafeBufferPointer { src in
+                    for gy in 0..<g { for gx in 0..<g {
+                        let row = up + ((bi * patches) + gy * g + gx) * k
+                        for c in 0..<3 { for ky in 0..<p {
+                            let from = src.baseAddress! + c * s * s + (gy * p + ky) * s + gx * p
+                            (row + (c * p + ky) * p).update(from: from, count: p)
+                        } }
+                    } }
+                }
+            }
+        }
+        var embedded = [Float](repeating: 0, count: b * patches * w)
+        unfolded.withUnsafeBufferPointer { u in embedded.withUnsafeMutableBufferPointer { e in
+            weights.patchEmbedding.withUnsafeBufferPointer { kernel in
+                BLAS.linear(e.baseAddress!, u.baseAddress!, kernel.baseAddress!, bias: nil, m: b * patches, n: w, k: k)
+            }
+        } }
+
+        x.withUnsafeMutableBufferPointer { xb in
+            let xp = xb.baseAddress!
+            embedded.withUnsafeBufferPointer { e in
+            weights.classEmbedding.withUnsafeBufferPointer { cls in
+            weights.positionEmbedding.withUnsafeBufferPointer { pos in
+                for bi in 0..<b {
+                    let img = xp + bi * t * w
+                    img.update(from: cls.baseAddress!, count: w)
+                    (img + w).update(from: e.baseAddress! + bi * patches * w, count: patches * w)
+                    for r in 0..<t { Vec.add(img + r * w, pos.baseAddress! + r * w, w) }
+                }
+            } } }
+            if let pre = weights.preNorm {
+                layerNorm(xp, xp, pre, rows: rows, dim: w, eps: config.transformer.layerNormEps)
+            }
+            let segments = (0..<b).map { ($0 * t)..<(($0 + 1) * t) }
+            transformer.forward(xp, rows: rows, segments: segments, causal: false)
+        }
+        return pool(x, count: b)
+    }
+
+    private func pool(_ x: [Float], count b: Int) -> [[Float]] {
+        let w = config.transformer.width, t = config.tokens, eps = config.transformer.layerNormEps
+        var pooled = [Float](repeating: 0, count: b * w)
+        x.withUnsafeBufferPointer { xb in pooled.withUnsafeMutableBufferPointer { pb in
+            let xp = xb.baseAddress!, pp = pb.baseAddress!
+            switch config.pooling {
+            case .classToken:
+                // LayerNorm is per token, so norm-then-pool and pool-then-norm agree for the class token.
+                for bi in 0..<b { (pp + bi * w).update(from: xp + bi * t * w, count: w) }
+                layerNorm(pp, pp, weights.postNorm, rows: b, dim: w, eps: eps)
+            case .average:
+                var tokens = [Float](repeating: 0, count: config.normAfterPool ? 0 : t * w)
+                for bi in 0..<b {
+                    let src = xp + bi * t * w
+                    if config.normAfterPool {
+                        averagePatches(pp + bi * w, src, tokens: t, width: w)
+                    } else {
+                        tokens.withUnsafeMutableBufferPointer { tb in
+                            layerNorm(tb.baseAddress!, src, weights.postNorm, rows: t, dim: w, eps: eps)
+                            averagePatches(pp + bi * w, tb.baseAddress!, tokens: t, width: w)
+                        }
+                    }
+                }
+                if config.normAfterPool { layerNorm(pp, pp, weights.postNorm, rows: b, dim: w, eps: eps) }
+            }
+        } }
+        var out = [Float](repeating: 0, count: b * embedDim)
+        pooled.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { o in
+            linear(o.baseAddress!, p.baseAddress!, weights.projection, rows: b)
+        } }
+        return (0..<b).map { Array(out[$0 * embedDim..<($0 + 1) * embedDim]) }
+    }
+
+    /// out = mean of token rows 1..<tokens (the class token is left out, as OpenCLIP's "avg" pool does).
+    private func averagePatches(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, tokens t: Int, width w: Int) {
+        // Accumulate in Double: a mean over hundreds of tokens in Float drifts from torch's result.
+        var acc = [Double](repeating: 0, count: w)
+        for r in 1..<t { for i in 0..<w { acc[i] += Double(x[r * w + i]) } }
+        for i in 0..<w { out[i] = Float(acc[i] / Double(t - 1)) }
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class CLIPTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
