@@ -1,0 +1,244 @@
+// Each fast kernel against a plain Double-precision loop written from the textbook formula, on odd sizes
+// (1, 3, 7, 17, 33, ...) so every SIMD tail runs. Tolerances are relative to the values' scale.
+import Foundation
+import Tensors
+import XCTest
+
+final class KernelTests: XCTestCase {
+    let sizes = [1, 3, 7, 8, 17, 33, 100]
+    var rng = RandomStream(seed: 42)
+
+    func randoms(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in (rng.nextFloat() * 2 - 1) * scale } }
+
+    func assertClose(_ a: [Float], _ b: [Double], tol: Double, _ msg: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, msg, file: file, line: line)
+        let worst = zip(a, b).map { abs(Double($0) - $1) / max(1, abs($1)) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, tol, "\(msg): worst relative error \(worst)", file: file, line: line)
+    }
+
+    func testGEMMAllTranspositions() {
+        for (m, n, k) in [(1, 1, 1), (3, 7, 17), (17, 33, 7), (33, 3, 100)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let a = randoms(m * k), b = randoms(k * n), c0 = randoms(m * n)
+                    var c = c0
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                        BLAS.gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!, lda: ta ? m : k,
+                                  b: bp.baseAddress!, ldb: tb ? k : n, beta: 2, c: cp.baseAddress!, ldc: n)
+                    } } }
+                    var ref = [Double](repeating: 0, count: m * n)
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var s = 0.0
+                            for p in 0..<k {
+                                let av = ta ? a[p * m + i] : a[i * k + p]
+                                let bv = tb ? b[j * k + p] : b[p * n + j]
+                                s += Double(av) * Double(bv)
+                            }
+                            ref[i * n + j] = 0.5 * s + 2 * Double(c0[i * n + j])
+                        }
+                    }
+                    assertClose(c, ref, tol: 1e-5, "gemm m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb)")
+                }
+            }
+        }
+    }
+
+    func testLinearWithBias() {
+        let m = 5, n = 17, k = 33
+        let x = randoms(m * k), w = randoms(n * k), b = randoms(n)
+        var y = [Float](repeating: 0, count: m * n)
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
+            BLAS.linear(yp.baseAddress!, xp.baseAddress!, wp.baseAddress!, bias: bp.baseAddress!, m: m, n: n, k: k)
+        } } } }
+        var ref = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n {
+            ref[i * n + j] = Double(b[j]) + (0..<k).reduce(0.0) { $0 + Double(x[i * k + $1]) * Double(w[j * k + $1]) }
+        } }
+        assertClose(y, ref, tol: 1e-5, "linear")
+    }
+
+    func testVectorHelpers() {
+        for n in sizes {
+            let a = randoms(n), b = randoms(n)
+            let dot = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { Vec.dot(ap.baseAddress!, $0.baseAddress!, n) } }
+            XCTAssertEqual(Double(dot), zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }, accuracy: 1e-5, "dot n=\(n)")
+            let mx = a.withUnsafeBufferPointer { Vec.max($0.baseAddress!, n) }
+            XCTAssertEqual(mx, a.max()!, "max n=\(n)")
+            var y = a
+            y.withUnsafeMutableBufferPointer { yp in b.withUnsafeBufferPointer { Vec.axpy(yp.baseAddress!, 0.25, $0.baseAddress!, n) } }
+            assertClose(y, zip(a, b).map { Double($0) + 0.25 * Double($1) }, tol: 1e-6, "axpy n=\(n)")
+        }
+    }
+
+    func testRMSNorm() {
+        for dim in sizes {
+            let rows = 3, eps: Float = 1e-6
+            let x = randoms(rows * dim, scale: 3), w = randoms(dim)
+            var out = [Float](repeating: 0, count: rows * dim), rstd = [Float](repeating: 0, count: rows)
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in rstd.withUnsafeMutableBufferPointer { rp in
+                Norms.rmsNorm(op.baseAddress!, rstd: rp.baseAddress!, xp.baseAddress!, weight: wp.baseAddress!, rows: rows, dim: dim, eps: eps)
+            } } } }
+            var ref = [Double]()
+            for r in 0..<rows {
+                let row = x[r * dim..<(r + 1) * dim].map(Double.init)
+                let s = 1 / (row.reduce(0) { $0 + $1 * $1 } / Double(dim) + Double(eps)).squareRoot()
+                XCTAssertEqual(Double(rstd[r]), s, accuracy: 1e-5 * s)
+                ref += row.enumerated().map { $0.element * s * Double(w[$0.offset]) }
+            }
+            assertClose(out, ref, tol: 1e-5, "rmsnorm dim=\(dim)")
+        }
+    }
+
+    func testLayerNorm() {
+        for dim in sizes {
+            let rows = 2, eps: Float = 1e-5
+            let x = randoms(rows * dim, scale: 50).map { $0 + 100 }, w = randoms(dim), b = randoms(dim)
+            var out = [Float](repeating: 0, count: rows * dim)
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { op in
+                Norms.layerNorm(op.baseAddress!, xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!, rows: rows, dim: dim, eps: eps)
+            } } } }
+            var ref = [Double]()
+            for r in 0..<rows {
+                let row = x[r * dim..<(r + 1) * dim].map(Double.init)
+                let mean = row.reduce(0, +) / Double(dim)
+                let v = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(dim)
+                ref += row.enumerated().map { ($0.element - mean) / (v + Double(eps)).squareRoot() * Double(w[$0.offset]) + Double(b[$0.offset]) }
+            }
+            assertClose(out, ref, tol: 1e-4, "layernorm dim=\(dim)")
+        }
+    }
+
+    func testSoftmaxAndLogSumExp() {
+        for n in sizes {
+            var x = randoms(n, scale: 20)
+            let lse = x.withUnsafeBufferPointer { Softmax.logSumExp($0.baseAddress!, n) }
+            let m = Double(x.max()!)
+            let refLSE = m + log(x.reduce(0.0) { $0 + exp(Double($1) - m) })
+            XCTAssertEqual(Double(lse), refLSE, accuracy: 1e-5 * max(1, abs(refLSE)), "logsumexp n=\(n)")
+            let ref = x.map { exp(Double($0) - refLSE) }
+            x.withUnsafeMutableBufferPointer { Softmax.softmax($0.baseAddress!, rows: 1, n: n) }
+            assertClose(x, ref, tol: 1e-6, "softmax n=\(n)")
+        }
+        var masked: [Float] = [-.infinity, -.infinity]
+        masked.withUnsafeMutableBufferPointer { Softmax.softmaxRow($0.baseAddress!, 2) }
+        XCTAssertEqual(masked, [0, 0], "a fully masked row gives zeros, not NaN")
+    }
+
+    func testActivationsAndDerivatives() {
+        let xs: [Float] = [-6, -2.5, -1, -0.3, 0, 0.2, 1, 3.7, 8]
+        for x in xs {
+            let d = Double(x)
+            XCTAssertEqual(Double(Activation.silu.apply(x)), d / (1 + exp(-d)), accuracy: 1e-6)
+            XCTAssertEqual(Double(Activation.gelu.apply(x)), 0.5 * d * (1 + erf(d / 2.0.squareRoot())), accuracy: 1e-6)
+            XCTAssertEqual(Double(Activation.geluTanh.apply(x)),
+                           0.5 * d * (1 + tanh((2 / Double.pi).squareRoot() * (d + 0.044715 * d * d * d))), accuracy: 1e-6)
+            XCTAssertEqual(Double(Activation.quickGelu.apply(x)), d / (1 + exp(-1.702 * d)), accuracy: 1e-6)
+            for act in [Activation.silu, .gelu, .geluTanh, .quickGelu] {
+                let h: Float = 1e-2
+                let fd = (Double(act.apply(x + h)) - Double(act.apply(x - h))) / Double(2 * h)
+                XCTAssertEqual(Double(act.derivative(x)), fd, accuracy: 2e-3, "\(act) derivative at \(x)")
+            }
+        }
+        XCTAssertEqual(Activation(configName: "gelu_pytorch_tanh"), .geluTanh)
+        XCTAssertNil(Activation(configName: "relu6"))
+    }
+
+    func testRoPEConventionsAgreeUnderThePermutation() {
+        // llama.cpp's converter stores q rows so that rotate-half pairs (i, i+d/2) become adjacent pairs
+        // (2i, 2i+1); rotating either layout must give the same vector up to that permutation.
+        let heads = 3, hd = 8, rows = 4
+        let rope = RoPE(rotaryDim: hd, base: 10000, convention: .rotateHalf)
+        let ropeI = RoPE(rotaryDim: hd, base: 10000, convention: .interleaved)
+        let x = randoms(rows * heads * hd)
+        var perm = [Int](repeating: 0, count: hd)
+        for i in 0..<hd / 2 { perm[2 * i] = i; perm[2 * i + 1] = i + hd / 2 }
+        var a = x
+        var b = x.indices.map { j -> Float in let (r, c) = (j / hd, j % hd); return x[r * hd + perm[c]] }
+        let positions = [0, 1, 5, 1000]
+        positions.withUnsafeBufferPointer { p in
+            a.withUnsafeMutableBufferPointer { rope.apply($0.baseAddress!, rows: rows, stride: heads * hd, heads: heads, headDim: hd, positions: p.baseAddress!) }
+            b.withUnsafeMutableBufferPointer { ropeI.apply($0.baseAddress!, rows: rows, stride: heads * hd, heads: heads, headDim: hd, positions: p.baseAddress!) }
+        }
+        for j in a.indices {
+            let (r, c) = (j / hd, j % hd)
+            XCTAssertEqual(b[j], a[r * hd + perm[c]], accuracy: 1e-6)
+        }
+        // And rotate-half against the formula in Double.
+        for r in 0..<rows { for h in 0..<heads { for i in 0..<hd / 2 {
+            let theta = Double(positions[r]) * pow(10000.0, -Double(2 * i) / Double(hd))
+            let base = r * heads * hd + h * hd
+            let x1 = Double(x[base + i]), x2 = Double(x[base + i + hd / 2])
+            XCTAssertEqual(Double(a[base + i]), x1 * cos(theta) - x2 * sin(theta), accuracy: 2e-3)
+            XCTAssertEqual(Double(a[base + i + hd / 2]), x2 * cos(theta) + x1 * sin(theta), accuracy: 2e-3)
+        } } }
+    }
+
+    func testAttentionGroupedCausalWindowedAgainstNaive() {
+        let heads = 4, kvHeads = 2, hd = 7, L = 9
+        let shape = AttentionShape(heads: heads, kvHeads: kvHeads, headDim: hd)
+        let q = randoms(L * heads * hd), k = randoms(L * kvHeads * hd), v = randoms(L * kvHeads * hd)
+        let positions = Array(0..<L)
+        for (window, keyStart) in [(nil, 0), (3, 0), (nil, 2), (4, 1)] as [(Int?, Int)] {
+            var out = [Float](repeating: 0, count: L * heads * hd)
+            q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+                out.withUnsafeMutableBufferPointer { op in positions.withUnsafeBufferPointer { pp in
+                    Attention.forward(op.baseAddress!, outStride: heads * hd, q: qp.baseAddress!, qStride: heads * hd,
+                                      keys: kp.baseAddress!, values: vp.baseAddress!, kvStride: kvHeads * hd,
+                                      queryPositions: pp.baseAddress!, rows: L, shape: shape, scale: 0.4,
+                                      window: window, keyStart: keyStart)
+                } }
+            } } }
+            var ref = [Double](repeating: 0, count: L * heads * hd)
+            for t in 0..<L { for h in 0..<heads {
+                let g = h / (heads / kvHeads)
+                let keys = (0...t).filter { $0 >= keyStart && (window == nil || t - $0 < window!) }
+                if keys.isEmpty { continue }
+                let scores = keys.map { j in 0.4 * (0..<hd).reduce(0.0) { $0 + Double(q[t * heads * hd + h * hd + $1]) * Double(k[j * kvHeads * hd + g * hd + $1]) } }
+                let m = scores.max()!
+                let e = scores.map { exp($0 - m) }, s = e.reduce(0, +)
+                for i in 0..<hd {
+                    ref[t * heads * hd + h * hd + i] = zip(keys, e).reduce(0.0) { $0 + $1.1 / s * Double(v[$1.0 * kvHeads * hd + g * hd + i]) }
+                }
+            } }
+            assertClose(out, ref, tol: 1e-5, "attention window=\(String(describing: window)) keyStart=\(keyStart)")
+        }
+    }
+
+    func testHalfPrecisionConversions() {
+        // IEEE 754 binary16 and bfloat16 bit patterns.
+        XCTAssertEqual(halfToFloat(0x3C00), 1)
+        XCTAssertEqual(halfToFloat(0xC000), -2)
+        XCTAssertEqual(halfToFloat(0x7BFF), 65504)
+        XCTAssertEqual(halfToFloat(0x0001), 5.9604645e-8)  // smallest subnormal
+        XCTAssertTrue(halfToFloat(0x7C00).isInfinite)
+        XCTAssertEqual(floatToHalf(1), 0x3C00)
+        XCTAssertEqual(floatToHalf(65520), 0x7C00, "rounds to infinity past the largest finite half")
+        XCTAssertEqual(bf16ToFloat(0x3F80), 1)
+        XCTAssertEqual(floatToBF16(1.00390625), 0x3F80, "ties round to even")
+        XCTAssertEqual(floatToBF16(1.01171875), 0x3F82, "ties round to even (up)")
+        XCTAssertTrue(bf16ToFloat(floatToBF16(.nan)).isNaN)
+    }
+
+    func testRandomStreamsAreReproducibleAndUniform() {
+        var a = RandomStream(seed: 7), b = RandomStream(seed: 7), c = RandomStream(seed: 8)
+        let xa = (0..<5).map { _ in a.next() }, xb = (0..<5).map { _ in b.next() }, xc = (0..<5).map { _ in c.next() }
+        XCTAssertEqual(xa, xb)
+        XCTAssertNotEqual(xa, xc)
+        var r = RandomStream(seed: 1)
+        let u = (0..<20000).map { _ in r.nextDouble() }
+        XCTAssertTrue(u.allSatisfy { $0 >= 0 && $0 < 1 })
+        XCTAssertEqual(u.reduce(0, +) / Double(u.count), 0.5, accuracy: 0.01)
+    }
+
+    func testParallelForCoversEveryIndexOnce() {
+        for n in [0, 1, 2, 3, 1001] {
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
+            counts.initialize(repeating: 0, count: max(n, 1))
+            nonisolated(unsafe) let c = counts
+            parallelFor(n) { c[$0] += 1 }
+            XCTAssertTrue((0..<n).allSatisfy { counts[$0] == 1 }, "n=\(n)")
+            counts.deallocate()
+        }
+    }
+}
