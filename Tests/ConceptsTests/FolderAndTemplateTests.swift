@@ -88,3 +88,23 @@ final class QueryTemplateTests: XCTestCase {
         }
     }
 }
+
+/// The demo concept set laid out by scripts/setup-data.sh: every concept loads and every photo decodes.
+final class DemoStampsTests: XCTestCase {
+    func testDemoStampsLoadAndDecode() throws {
+        let data = ProcessInfo.processInfo.environment["EX2_DATA"].map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("data")
+        let stamps = data.appendingPathComponent("stamps")
+        guard FileManager.default.fileExists(atPath: stamps.path) else {
+            throw XCTSkip("*** \(stamps.path) is absent: run scripts/setup-data.sh to lay out the demo concepts ***")
+        }
+        let ds = try DatasetLoader.load(name: "folder:" + stamps.path, root: data)
+        XCTAssertGreaterThanOrEqual(ds.classNames.count, 8, "\(ds.classNames)")
+        XCTAssertTrue(ds.classNames.contains("birds") && ds.classNames.contains("flowers"), "\(ds.classNames)")
+        XCTAssertTrue(ds.images.allSatisfy { $0.url.pathExtension == "png" })
+        let set = try ds.rewardImages(limit: 0)
+        XCTAssertEqual(set.perClass.map(\.count), ds.imageCounts)
+        XCTAssertTrue(set.skipped.isEmpty)
+    }
+}
