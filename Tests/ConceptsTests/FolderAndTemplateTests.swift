@@ -34,8 +34,8 @@ final class FolderDatasetTests: XCTestCase {
         let dir = try TempDir()
         try dir.write("c/one/a.png", Data(contentsOf: Fixture.url("images/tiny.png")))
         let saved = FileManager.default.currentDirectoryPath
-        defer { FileManager.default.changeCurrentDirectoryPath(saved) }
-        FileManager.default.changeCurrentDirectoryPath(dir.url.path)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(saved) }
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir.url.path))
         let ds = try DatasetLoader.load(name: "folder:c", root: URL(fileURLWithPath: "/nonexistent"))
         XCTAssertEqual(ds.classNames, ["one"])
         XCTAssertEqual(ds.images.count, 1)
