@@ -55,14 +55,25 @@ public struct Generator: Sendable {
         var step = 0
         while !active.isEmpty && step < params.maxNewTokens {
             let logits = model.forward(chunks, cache: cache, logits: .lastOfEachChunk, workspace: ws)
-            var next: [Int] = []
+            // Sequences sample in parallel: each owns its random stream and its output slot.
+            var picked = [(Int, Float)](repeating: (0, 0), count: active.count)
             logits.withUnsafeBufferPointer { lp in
-                for (row, s) in active.enumerated() {
-                    let (tok, lpv) = Sampler.sample(lp.baseAddress! + row * V, vocab: V, params: params, rng: &rngs[s])
-                    results[s].tokens.append(tok)
-                    results[s].logprobs.append(lpv)
-                    if params.stopAtEOS && stopTokens.contains(tok) { results[s].finishReason = .eos } else { next.append(s) }
+                rngs.withUnsafeMutableBufferPointer { rp in
+                    picked.withUnsafeMutableBufferPointer { pp in
+                        nonisolated(unsafe) let rngp = rp.baseAddress!, out = pp.baseAddress!
+                        let act = active
+                        parallelFor(act.count) { row in
+                            out[row] = Sampler.sample(lp.baseAddress! + row * V, vocab: V, params: params, rng: &rngp[act[row]])
+                        }
+                    }
                 }
+            }
+            var next: [Int] = []
+            for (row, s) in active.enumerated() {
+                let (tok, lpv) = picked[row]
+                results[s].tokens.append(tok)
+                results[s].logprobs.append(lpv)
+                if params.stopAtEOS && stopTokens.contains(tok) { results[s].finishReason = .eos } else { next.append(s) }
             }
             step += 1
             active = next

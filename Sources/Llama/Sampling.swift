@@ -25,14 +25,38 @@ public enum Sampler {
     /// Picks a token from one row of logits. Returns (token, log p_model(token)).
     public static func sample(_ logits: UnsafePointer<Float>, vocab: Int, params: SamplingParameters,
                               rng: inout RandomStream) -> (token: Int, logprob: Float) {
-        let lse = Softmax.logSumExp(logits, vocab)
+        let m = Vec.max(logits, vocab)
+        let lse = m + Float(log(Softmax.sumExpShifted(logits, vocab, shift: m)))
         if params.temperature <= 0 {
             var best = 0
-            var bestV = logits[0]
-            for i in 1..<vocab where logits[i] > bestV { best = i; bestV = logits[i] }
-            return (best, bestV - lse)
+            for i in 0..<vocab where logits[i] == m { best = i; break }
+            return (best, m - lse)
         }
-        // Candidates after top-k: indices and scaled logits.
+        let invT = 1 / params.temperature
+        if params.topK > 0 && params.topK < vocab || params.topP < 1 {
+            return sampleFiltered(logits, vocab: vocab, params: params, lse: lse, rng: &rng)
+        }
+        // Full distribution: unnormalised probabilities exp((x - max) / T) in one vectorised pass.
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: vocab) { buf in
+            let p = buf.baseAddress!
+            p.update(from: logits, count: vocab)
+            let total = Softmax.expShiftedInPlace(p, vocab, shift: m, scale: invT)
+            let u = rng.nextDouble() * total
+            var acc = 0.0
+            var chosen = vocab - 1
+            for i in 0..<vocab {
+                acc += Double(p[i])
+                if u < acc { chosen = i; break }
+            }
+            // Never pick a token of probability 0 (possible only when rounding pushes u past the end).
+            while chosen > 0 && p[chosen] == 0 { chosen -= 1 }
+            return (chosen, logits[chosen] - lse)
+        }
+    }
+
+    /// Top-k and/or top-p: candidates sorted by logit, filtered, then sampled.
+    static func sampleFiltered(_ logits: UnsafePointer<Float>, vocab: Int, params: SamplingParameters, lse: Float,
+                               rng: inout RandomStream) -> (token: Int, logprob: Float) {
         let invT = 1 / params.temperature
         var cand: [(Int, Float)]
         if params.topK > 0 && params.topK < vocab {
@@ -40,7 +64,6 @@ public enum Sampler {
         } else {
             cand = (0..<vocab).map { ($0, logits[$0] * invT) }
         }
-        // Probabilities over the candidates.
         let m = cand.reduce(-Float.infinity) { max($0, $1.1) }
         var probs = cand.map { Double(expf($0.1 - m)) }
         var total = probs.reduce(0, +)

@@ -242,3 +242,24 @@ final class KernelTests: XCTestCase {
         }
     }
 }
+
+final class VectorExpTests: XCTestCase {
+    func testExp8MatchesFoundationWithinTwoULP() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88.2 {
+            let v = SIMD8<Float>((0..<8).map { x + Float($0) * 0.0137 })
+            let e = Vec.exp8(v)
+            for i in 0..<8 {
+                let ref = Foundation.exp(Double(v[i]))
+                let ulp = Double(Float(ref).ulp)
+                worst = max(worst, Float(abs(Double(e[i]) - ref) / ulp))
+            }
+            x += 0.173
+        }
+        XCTAssertLessThanOrEqual(worst, 2, "exp8 error in ulp")
+        let edge = Vec.exp8(SIMD8<Float>(-1000, -88, 0, 1, 89, 1000, -.infinity, 0.5))
+        XCTAssertEqual(edge[0], 0); XCTAssertEqual(edge[2], 1); XCTAssertEqual(edge[3], Float(M_E), accuracy: 1e-6)
+        XCTAssertTrue(edge[4].isInfinite && edge[5].isInfinite); XCTAssertEqual(edge[6], 0)
+    }
+}

@@ -7,9 +7,8 @@ public enum Softmax {
     public static func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         let m = Vec.max(x, n)
         if m == -.infinity { for i in 0..<n { x[i] = 0 }; return }
-        var s: Float = 0
-        for i in 0..<n { let e = expf(x[i] - m); x[i] = e; s += e }
-        Vec.scale(x, 1 / s, n)
+        let s = expShiftedInPlace(x, n, shift: m, scale: 1)
+        Vec.scale(x, Float(1 / s), n)
     }
 
     public static func softmax(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
@@ -20,8 +19,41 @@ public enum Softmax {
     public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let m = Vec.max(x, n)
         if m == -.infinity { return m }
-        var s: Double = 0
-        for i in 0..<n { s += Double(expf(x[i] - m)) }
-        return m + Float(log(s))
+        return m + Float(log(sumExpShifted(x, n, shift: m)))
+    }
+
+    /// x[i] = exp((x[i] - shift) * scale); returns the sum (Float lanes, Double across blocks).
+    @inline(__always)
+    public static func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float, scale: Float) -> Double {
+        let sv = SIMD8<Float>(repeating: shift), kv = SIMD8<Float>(repeating: scale)
+        var total = 0.0
+        var i = 0
+        while i + 8 <= n {
+            var acc = SIMD8<Float>()
+            let end = min(n, i + 1024)
+            while i + 8 <= end {
+                let e = Vec.exp8((load8(x + i) - sv) * kv)
+                store8(x + i, e); acc += e; i += 8
+            }
+            total += Double(acc.sum())
+        }
+        while i < n { let e = expf((x[i] - shift) * scale); x[i] = e; total += Double(e); i += 1 }
+        return total
+    }
+
+    /// sum_i exp((x[i] - shift) * scale), x untouched.
+    @inline(__always)
+    public static func sumExpShifted(_ x: UnsafePointer<Float>, _ n: Int, shift: Float, scale: Float = 1) -> Double {
+        let sv = SIMD8<Float>(repeating: shift), kv = SIMD8<Float>(repeating: scale)
+        var total = 0.0
+        var i = 0
+        while i + 8 <= n {
+            var acc = SIMD8<Float>()
+            let end = min(n, i + 1024)
+            while i + 8 <= end { acc += Vec.exp8((load8(x + i) - sv) * kv); i += 8 }
+            total += Double(acc.sum())
+        }
+        while i < n { total += Double(expf((x[i] - shift) * scale)); i += 1 }
+        return total
     }
 }

@@ -91,3 +91,32 @@ public enum Vec {
         return m
     }
 }
+
+extension Vec {
+    /// e^x for eight lanes (Cephes-style: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, scale by 2^n);
+    /// within 2 ulp of exp for x in [-87.3, 88.3]; 0 below, +inf above (softmax only feeds it x <= 0).
+    @inline(__always)
+    public static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let hi = SIMD8<Float>(repeating: 88.3762626647949), lo = SIMD8<Float>(repeating: -87.3365447505531)
+        let xc = pointwiseMin(pointwiseMax(x, lo), hi)
+        let fx = (xc * 1.44269504088896341 + 0.5).rounded(.down)
+        var r = xc - fx * 0.693359375
+        r = r + fx * 2.12194440e-4
+        let r2 = r * r
+        var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        let y = p * r2 + r + 1
+        // 2^n through the exponent bits, without an int conversion (the stdlib's SIMD conversions are
+        // out-of-line calls): fx + 1.5*2^23 holds n in its low mantissa bits.
+        let magic = unsafeBitCast(fx + 12582912.0, to: SIMD8<UInt32>.self)
+        let scale = unsafeBitCast((magic &- 0x4B40_0000 &+ 127) &<< 23, to: SIMD8<Float>.self)
+        var out = y * scale
+        out.replace(with: 0, where: x .< lo)
+        out.replace(with: .infinity, where: x .> hi)
+        return out
+    }
+}
