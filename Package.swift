@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fastMath),
         .target(name: "Llama", dependencies: ["Tensors", "ModelFiles"], swiftSettings: fastMath),
         .target(name: "CLIP", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Imaging"], swiftSettings: fastMath),
-        .target(name: "Concepts", dependencies: ["Imaging"], resources: [.copy("Resources")], swiftSettings: fastMath),
+        .target(name: "Concepts", dependencies: ["Imaging", "ModelFiles"], resources: [.copy("Resources")], swiftSettings: fastMath),
         .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging", "CLIP", "Concepts"],
                 swiftSettings: fastMath),
         .executableTarget(name: "EX2CLI", dependencies: [
@@ -51,6 +51,8 @@ let package = Package(
         .testTarget(name: "CLIPTests", dependencies: ["CLIP"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "ConceptsTests", dependencies: ["Concepts"], resources: [.copy("Fixtures")],
+                    swiftSettings: fastMath),
+        .testTarget(name: "EX2Tests", dependencies: ["EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),

@@ -46,3 +46,6 @@ if ! verify "$GEMMA" "$GEMMA_SHA"; then
     verify "$GEMMA.part" "$GEMMA_SHA" || { echo "setup: gemma-3-270m checksum mismatch" >&2; exit 1; }
     mv "$GEMMA.part" "$GEMMA"
 fi
+
+# The demo concept set: tuxpaint-stamps-default photos laid out as a folder: dataset under data/stamps.
+scripts/setup-data.sh

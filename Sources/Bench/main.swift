@@ -53,6 +53,19 @@ func benchGEMM() {
         }
         return 2 * Double(m * n * k) / best / 1e9
     }
+    func gflopsSmall(m: Int, n: Int, k: Int) -> Double {
+        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
+        var c = [Float](repeating: 0, count: m * n)
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let t = now()
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                SmallBatchGEMM.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
+            } } }
+            best = min(best, now() - t)
+        }
+        return 2 * Double(m * n * k) / best / 1e9
+    }
     let peak = gflops(m: 2048, n: 2048, k: 2048)
     print(String(format: "gemm peak (OpenBLAS 2048^3, same run): %.1f GFLOP/s", peak))
     // SmolLM2 shapes at batch 32 x 12-token prefill (384 rows) and at batch-32 decoding (32 rows).
@@ -62,6 +75,10 @@ func benchGEMM() {
                             (1600, 3072, 768, "CLIP B/32 mlp b32")] {
         let g = gflops(m: m, n: n, k: k)
         print(String(format: "gemm %-20@ m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", what, m, n, k, g, 100 * g / peak))
+        if m <= 64 {
+            let s = gflopsSmall(m: m, n: n, k: k)
+            print(String(format: "  small-batch kernel  m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", m, n, k, s, 100 * s / peak))
+        }
     }
 }
 

@@ -24,6 +24,10 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
 
     /// Batches with at least this many rows use dense BLAS; fewer read quantized rows when present.
     public static let denseRowThreshold = 4
+    /// Up to this many rows, our streaming kernel beats OpenBLAS (which packs all of W per call).
+    public static let smallBatchRows = 64
+    /// Small batches read the ggml blocks (dequantized 16 rows at a time into L1) instead of dense rows.
+    nonisolated(unsafe) public static var smallBatchFromBlocks = ProcessInfo.processInfo.environment["EX2_SMALL_BATCH_DENSE"] == nil
 
     public init(dense: [Float], out: Int, in inFeatures: Int, bias: [Float]? = nil) {
         precondition(dense.count == out * inFeatures)
@@ -68,6 +72,16 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// y[rows, out] = x[rows, in] W^T + b
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
         guard rows > 0 else { return }
+        if rows >= Linear.denseRowThreshold && rows <= Linear.smallBatchRows && inFeatures % 8 == 0 {
+            if let q = quantized, Linear.smallBatchFromBlocks {
+                smallBatchFromBlocks(y, x, rows: rows, q)
+                return
+            }
+            if let d = dense {
+                withBias(bias) { SmallBatchGEMM.linear(y, x, d.baseAddress!, bias: $0, m: rows, n: outFeatures, k: inFeatures) }
+                return
+            }
+        }
         if let d = dense, rows >= Linear.denseRowThreshold || quantized == nil {
             withBias(bias) { BLAS.linear(y, x, d.baseAddress!, bias: $0, m: rows, n: outFeatures, k: inFeatures) }
         } else if let q = quantized, rows < Linear.denseRowThreshold {
@@ -103,6 +117,27 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
                     dequantizeRow(q.type, q.base + o * q.rowBytes, w, count: n)
                     let b = bias?[o] ?? 0
                     for r in 0..<rows { y[r * out + o] = Vec.dot(x + r * n, w, n) + b }
+                }
+            }
+        }
+    }
+
+    /// A few dozen rows: dequantize 16 weight rows into a cache-resident tile, multiply it with the
+    /// streaming kernel, move on; the narrow blocks are all that crosses the memory bus.
+    private func smallBatchFromBlocks(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ q: QuantizedRows) {
+        let n = inFeatures, out = outFeatures, tile = 16
+        let bias = self.bias
+        parallelChunks((out + tile - 1) / tile, minPerChunk: 4) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: tile * n) { scratch in
+                let w = scratch.baseAddress!
+                for t in range {
+                    let start = t * tile, count = min(tile, out - start)
+                    for i in 0..<count { dequantizeRow(q.type, q.base + (start + i) * q.rowBytes, w + i * n, count: n) }
+                    if let bias {
+                        bias.withUnsafeBufferPointer { SmallBatchGEMM.serial(y + start, ldy: out, x, w, bias: $0.baseAddress! + start, m: rows, n: count, k: n) }
+                    } else {
+                        SmallBatchGEMM.serial(y + start, ldy: out, x, w, bias: nil, m: rows, n: count, k: n)
+                    }
                 }
             }
         }

@@ -54,8 +54,8 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
 @inline(__always) private func dequantQ4_1(_ x: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
     let d = f16(x, 0), m = f16(x, 2)
     let q = x.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-    let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q & 0xF))
-    let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q &>> 4))
+    let lo = simdFloat(q & 0xF)
+    let hi = simdFloat(q &>> 4)
     let vd = SIMD16<Float>(repeating: d), vm = SIMD16<Float>(repeating: m)
     UnsafeMutableRawPointer(y).storeBytes(of: lo * vd + vm, as: SIMD16<Float>.self)
     UnsafeMutableRawPointer(y + 16).storeBytes(of: hi * vd + vm, as: SIMD16<Float>.self)
@@ -95,7 +95,7 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
     let out = UnsafeMutableRawPointer(y)
     for h in 0..<2 {
         let q = x.loadUnaligned(fromByteOffset: 2 + 16 * h, as: SIMD16<Int8>.self)
-        out.storeBytes(of: SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q)) * vd,
+        out.storeBytes(of: simdFloat(q) * vd,
                        toByteOffset: 64 * h, as: SIMD16<Float>.self)
     }
 }
@@ -187,8 +187,8 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
         let d2 = SIMD16<Float>(repeating: d * s2), mm2 = SIMD16<Float>(repeating: dmin * m2)
         for h in 0..<2 {
             let q = x.loadUnaligned(fromByteOffset: 16 + 32 * c + 16 * h, as: SIMD16<UInt8>.self)
-            let lo = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q & 0xF))
-            let hi = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q &>> 4))
+            let lo = simdFloat(q & 0xF)
+            let hi = simdFloat(q &>> 4)
             out.storeBytes(of: d1 * lo - mm1, toByteOffset: 4 * (64 * c + 16 * h), as: SIMD16<Float>.self)
             out.storeBytes(of: d2 * hi - mm2, toByteOffset: 4 * (64 * c + 32 + 16 * h), as: SIMD16<Float>.self)
         }
@@ -235,7 +235,7 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
             let q4 = (l1 &>> 4) | (((h &>> 6) & 3) &<< 4)
             @inline(__always) func put(_ q: SIMD16<UInt8>, _ k: Int) {
                 let s = Float(sc.load(fromByteOffset: half + 2 * k, as: Int8.self))
-                let v = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: q) &- 32)
+                let v = (simdFloat(q) - 32)
                 out.storeBytes(of: SIMD16<Float>(repeating: d * s) * v,
                                toByteOffset: 4 * (128 * n + 32 * k + o), as: SIMD16<Float>.self)
             }

@@ -59,7 +59,16 @@ public enum Activation: String, Sendable, Codable {
                       up: UnsafePointer<Float>, upStride: Int, rows: Int, n: Int) {
         parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in
             let g = gate + r * gateStride, u = up + r * upStride, o = out + r * n
-            for i in 0..<n { o[i] = apply(g[i]) * u[i] }
+            var i = 0
+            if self == .silu {
+                // SiLU with the vectorised exp: x / (1 + e^-x).
+                while i + 8 <= n {
+                    let x = load8(g + i)
+                    store8(o + i, x / (1 + Vec.exp8(-x)) * load8(u + i))
+                    i += 8
+                }
+            }
+            while i < n { o[i] = apply(g[i]) * u[i]; i += 1 }
         }
     }
 }

@@ -1,17 +1,17 @@
 // Small SIMD building blocks the other kernels share: dot products, scaled adds, sums and maxima over
 // contiguous Float runs. Eight lanes match AVX2; every loop has a scalar tail for odd sizes.
 
-@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+@usableFromInline @inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
-@inline(__always) func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
+@usableFromInline @inline(__always) func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 public enum Vec {
     /// sum_i a[i] * b[i]
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>(), acc3 = SIMD8<Float>()
         var i = 0
@@ -29,7 +29,7 @@ public enum Vec {
     }
 
     /// y[i] += alpha * x[i]
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ n: Int) {
         let av = SIMD8<Float>(repeating: alpha)
         var i = 0
@@ -38,7 +38,7 @@ public enum Vec {
     }
 
     /// y[i] += x[i]
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
         var i = 0
         while i + 8 <= n { store8(y + i, load8(y + i) + load8(x + i)); i += 8 }
@@ -46,7 +46,7 @@ public enum Vec {
     }
 
     /// x[i] *= alpha
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func scale(_ x: UnsafeMutablePointer<Float>, _ alpha: Float, _ n: Int) {
         let av = SIMD8<Float>(repeating: alpha)
         var i = 0
@@ -54,7 +54,7 @@ public enum Vec {
         while i < n { x[i] *= alpha; i += 1 }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = SIMD8<Float>()
         var i = 0
@@ -64,7 +64,7 @@ public enum Vec {
         return s
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
         var i = 0
@@ -78,7 +78,7 @@ public enum Vec {
         return s
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func max(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var m = -Float.infinity
         var i = 0
@@ -95,7 +95,7 @@ public enum Vec {
 extension Vec {
     /// e^x for eight lanes (Cephes-style: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, scale by 2^n);
     /// within 2 ulp of exp for x in [-87.3, 88.3]; 0 below, +inf above (softmax only feeds it x <= 0).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let hi = SIMD8<Float>(repeating: 88.3762626647949), lo = SIMD8<Float>(repeating: -87.3365447505531)
         let xc = pointwiseMin(pointwiseMax(x, lo), hi)
