@@ -125,7 +125,8 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// A few dozen rows: dequantize 16 weight rows into a cache-resident tile, multiply it with the
     /// streaming kernel, move on; the narrow blocks are all that crosses the memory bus.
     private func smallBatchFromBlocks(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ q: QuantizedRows) {
-        let n = inFeatures, out = outFeatures, tile = 16
+        // Tile rows sized so the tile (and a k-slice of x) stays in L1/L2: 16 rows at k = 576..640, 4 at 2048.
+        let n = inFeatures, out = outFeatures, tile = max(4, min(16, 8192 / max(n, 1)))
         let bias = self.bias
         parallelChunks((out + tile - 1) / tile, minPerChunk: 4) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: tile * n) { scratch in

@@ -144,6 +144,32 @@ final class KernelTests: XCTestCase {
         XCTAssertNil(Activation(configName: "relu6"))
     }
 
+    func testGatedActivationsVectorisedPaths() {
+        // The SIMD paths (SiLU, tanh-GELU) and the scalar tail against the Double formulas, odd widths.
+        for act in [Activation.silu, .geluTanh, .gelu, .quickGelu] {
+            for n in sizes {
+                let rows = 2
+                let g = randoms(rows * n, scale: 6), u = randoms(rows * n)
+                var out = [Float](repeating: 0, count: rows * n)
+                g.withUnsafeBufferPointer { gp in u.withUnsafeBufferPointer { up in out.withUnsafeMutableBufferPointer { op in
+                    act.gated(op.baseAddress!, gate: gp.baseAddress!, gateStride: n, up: up.baseAddress!, upStride: n, rows: rows, n: n)
+                } } }
+                let ref = zip(g, u).map { (gv, uv) -> Double in
+                    let x = Double(gv)
+                    let a: Double
+                    switch act {
+                    case .silu: a = x / (1 + exp(-x))
+                    case .gelu: a = 0.5 * x * (1 + erf(x / 2.0.squareRoot()))
+                    case .geluTanh: a = 0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+                    case .quickGelu: a = x / (1 + exp(-1.702 * x))
+                    }
+                    return a * Double(uv)
+                }
+                assertClose(out, ref, tol: 2e-6, "gated \(act) n=\(n)")
+            }
+        }
+    }
+
     func testRoPEConventionsAgreeUnderThePermutation() {
         // llama.cpp's converter stores q rows so that rotate-half pairs (i, i+d/2) become adjacent pairs
         // (2i, 2i+1); rotating either layout must give the same vector up to that permutation.

@@ -67,6 +67,16 @@ public enum Activation: String, Sendable, Codable {
                     store8(o + i, x / (1 + Vec.exp8(-x)) * load8(u + i))
                     i += 8
                 }
+            } else if self == .geluTanh {
+                // 0.5 x (1 + tanh(c)), with 1 + tanh(c) = 2 - 2 / (e^(2c) + 1).
+                let k0 = SIMD8<Float>(repeating: 0.79788456080286535588), k1 = SIMD8<Float>(repeating: 0.044715)
+                while i + 8 <= n {
+                    let x = load8(g + i)
+                    let c = k0 * (x + k1 * x * x * x)
+                    let onePlusTanh = 2 - 2 / (Vec.exp8(2 * c) + 1)
+                    store8(o + i, 0.5 * x * onePlusTanh * load8(u + i))
+                    i += 8
+                }
             }
             while i < n { o[i] = apply(g[i]) * u[i]; i += 1 }
         }
