@@ -26,6 +26,10 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
             tokenizer = try TokenizerLoader.load(directory: dir)
             model = try DecoderModel.load(hfDirectory: dir)
         }
+        // A tokenizer that can emit ids the model has no embedding for would fail mid-generation.
+        if tokenizer.vocabularySize > model.config.vocabSize {
+            throw LanguageModelError.vocabularyMismatch(spec: spec, tokenizer: tokenizer.vocabularySize, model: model.config.vocabSize)
+        }
         BLAS.setThreads(Parallel.cores)
     }
 
@@ -60,6 +64,17 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
             let visible = r.finishReason == .eos ? Array(r.tokens.dropLast()) : r.tokens
             return Completion(prompt: texts[i], text: tokenizer.decode(visible, skipSpecialTokens: true),
                               tokens: r.tokens, logprobs: r.logprobs, finishReason: r.finishReason)
+        }
+    }
+}
+
+public enum LanguageModelError: Error, CustomStringConvertible {
+    case vocabularyMismatch(spec: String, tokenizer: Int, model: Int)
+
+    public var description: String {
+        switch self {
+        case let .vocabularyMismatch(spec, tokenizer, model):
+            return "\(spec): the tokenizer has \(tokenizer) tokens but the model only \(model) embeddings; the tokenizer files do not belong to these weights"
         }
     }
 }

@@ -1,0 +1,47 @@
+// The LanguageModel entry point: a model given as an HF hub id is found offline in a local HF cache
+// layout and gives the same tokens and samples as the file itself; mismatched tokenizer and weights
+// are refused with a message.
+import EX2
+import Foundation
+import Llama
+import ModelFiles
+import XCTest
+
+final class LanguageModelTests: XCTestCase {
+    var packageRoot: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+
+    func smolLM2() throws -> URL {
+        let dir = ProcessInfo.processInfo.environment["EX2_MODELS"].map { URL(fileURLWithPath: $0) } ?? packageRoot.appendingPathComponent("models")
+        let url = dir.appendingPathComponent("SmolLM2-135M-Instruct.Q4_1.gguf")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw XCTSkip("SKIPPED: \(url.path) is missing; run scripts/setup.sh")
+        }
+        return url
+    }
+
+    func testHubIdInTheLocalCacheResolvesToTheSameModel() throws {
+        let gguf = try smolLM2()
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("ex2-hub-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let snap = cache.appendingPathComponent("models--HuggingFaceTB--SmolLM2-135M-Instruct-GGUF/snapshots/0123abc")
+        try FileManager.default.createDirectory(at: snap, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: snap.appendingPathComponent(gguf.lastPathComponent), withDestinationURL: gguf)
+        let locator = ModelLocator(environment: ["HF_HUB_CACHE": cache.path])
+        let viaHub = try LanguageModel(spec: "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", locator: locator)
+        let direct = try LanguageModel(spec: gguf.path)
+        let text = "Describe a photo of a beagle.\n\n"
+        XCTAssertEqual(viaHub.encode(text), direct.encode(text))
+        let p = SamplingParameters(temperature: 1, maxNewTokens: 6)
+        XCTAssertEqual(viaHub.generate(prompts: [text], params: p, seed: 3).map(\.tokens),
+                       direct.generate(prompts: [text], params: p, seed: 3).map(\.tokens))
+    }
+
+    func testMissingModelSaysWhereItLooked() {
+        let locator = ModelLocator(environment: ["HF_HUB_CACHE": "/nonexistent-ex2-cache"])
+        XCTAssertThrowsError(try LanguageModel(spec: "nobody/nothing", locator: locator)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("/nonexistent-ex2-cache"), text)
+            XCTAssertTrue(text.contains("nobody/nothing"), text)
+        }
+    }
+}
