@@ -161,11 +161,21 @@ extension CLIPModel {
         }
     }
 
-    /// transformers' vocab.json + merges.txt when present.
+    /// transformers' vocab.json + merges.txt when present, else open_clip's bpe_simple_vocab_16e6.txt.gz next to
+    /// the weights or named by $EX2_CLIP_BPE (OpenCLIP hub repositories often ship no tokenizer files: open_clip
+    /// uses the copy inside its Python package).
     private static func findTokenizer(_ dir: URL) throws -> (any CLIPTextTokenizing)? {
+        let fm = FileManager.default
         let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
-        guard FileManager.default.fileExists(atPath: vocab.path), FileManager.default.fileExists(atPath: merges.path) else { return nil }
-        return try CLIPTokenizer(vocabJSON: vocab, mergesTXT: merges)
+        if fm.fileExists(atPath: vocab.path), fm.fileExists(atPath: merges.path) {
+            return try CLIPTokenizer(vocabJSON: vocab, mergesTXT: merges)
+        }
+        let bpe = dir.appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
+        if fm.fileExists(atPath: bpe.path) { return try CLIPTokenizer(bpeFile: bpe) }
+        if let path = ProcessInfo.processInfo.environment["EX2_CLIP_BPE"], !path.isEmpty {
+            return try CLIPTokenizer(bpeFile: URL(fileURLWithPath: NSString(string: path).expandingTildeInPath))
+        }
+        return nil
     }
 
     /// The snapshot directory of ORG/NAME in the local hub cache (refs/main, else the newest snapshot).

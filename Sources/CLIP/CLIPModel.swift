@@ -91,7 +91,7 @@ public final class CLIPModel: Sendable {
     /// Embeddings of texts through the model's tokenizer.
     public func embedTexts(_ texts: [String], normalize: Bool = true) throws -> [[Float]] {
         guard let tokenizer else {
-            throw CLIPError.badInput("this model was loaded without a tokenizer (no vocab.json + merges.txt next to the weights, or a non-CLIP tokenizer); pass one to CLIPModel.load(spec:tokenizer:)")
+            throw CLIPError.badInput("this model was loaded without a tokenizer (no vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz next to the weights, or a non-CLIP tokenizer); set EX2_CLIP_BPE to open_clip's bpe_simple_vocab_16e6.txt.gz, or pass one to CLIPModel.load(spec:tokenizer:)")
         }
         let ctx = architecture.text.contextLength
         return try embedTokens(texts.map { tokenizer.tokenIds($0, contextLength: ctx) }, normalize: normalize)

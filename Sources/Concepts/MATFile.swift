@@ -6,6 +6,7 @@
 // is treated as hostile: every length is checked against what is left, and errors name the file and the
 // variable path (e.g. `annotations[3].fname`).
 import Foundation
+import ModelFiles
 
 public struct MATError: Error, CustomStringConvertible, Equatable {
     public let file: String

@@ -1,12 +1,13 @@
 // CLIP's text tokenizer (OpenAI CLIP, open_clip, transformers' CLIPTokenizer): NFC, lowercase,
 // CLIP's split pattern with whitespace dropped, byte-level BPE whose word-final symbols carry
 // "</w>", and a fixed 77-token context that keeps the end-of-text token when it truncates.
-// It reads transformers' vocab.json + merges.txt, or open_clip's bpe_simple_vocab_16e6.txt
-// (decompressed: Foundation on Linux has no gzip reader and zlib is not a declared dependency).
+// It reads transformers' vocab.json + merges.txt, or open_clip's bpe_simple_vocab_16e6.txt.gz as
+// shipped (gunzipped by ModelFiles' own reader: Foundation on Linux has no gzip API) or decompressed.
 // ftfy's text repair, which open_clip and the slow HF tokenizer apply when it is installed, is not
 // reproduced: it only changes mojibake, curly quotes and similar damaged text.
 
 import Foundation
+import ModelFiles
 
 public struct CLIPTokenizer: Sendable {
     public static let defaultContextLength = 77
@@ -50,6 +51,25 @@ public struct CLIPTokenizer: Sendable {
         for l in lines { pieces.append(l.replacingOccurrences(of: " ", with: "")) }
         pieces += ["<|startoftext|>", "<|endoftext|>"]
         try self.init(pieces: pieces, mergeLines: lines, file: file, specials: ("<|startoftext|>", "<|endoftext|>"))
+    }
+
+    /// open_clip's vocabulary file, gzipped (bpe_simple_vocab_16e6.txt.gz) or plain text.
+    public init(bpeFile url: URL) throws {
+        let bytes: [UInt8]
+        do { bytes = [UInt8](try Data(contentsOf: url)) } catch {
+            throw TokenizerError.unreadable(file: url.path, reason: error.localizedDescription)
+        }
+        var text = bytes
+        if Gzip.isGzip(bytes) {
+            // The real file inflates to 1.6 MB; the limit only stops a hostile file from filling memory.
+            do { text = try Gzip.decompress(bytes, limit: 64 << 20) } catch {
+                throw TokenizerError.unreadable(file: url.path, reason: "\(error)")
+            }
+        }
+        guard let s = String(validating: text, as: UTF8.self) else {
+            throw TokenizerError.unreadable(file: url.path, reason: "the vocabulary is not UTF-8 text")
+        }
+        try self.init(bpeVocabulary: s, file: url.path)
     }
 
     /// Lines 1 ..< 49152-256-2+1, as both reference implementations read them.

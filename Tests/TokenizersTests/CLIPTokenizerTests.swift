@@ -29,6 +29,32 @@ final class CLIPTokenizerTests: XCTestCase {
         XCTAssertGreaterThan(f.cases.filter { $0.open_clip_ids != nil }.count, 20)
     }
 
+    /// open_clip reads its vocabulary gzipped; the .gz of the same prefix (Python's gzip) must give open_clip's ids.
+    func testGzippedVocabularyGivesOpenCLIPIds() throws {
+        let f: File = try Fixtures.load("clip_expected.json")
+        let dir = Fixtures.root.appendingPathComponent(f.directory)
+        let tok = try CLIPTokenizer(bpeFile: dir.appendingPathComponent("bpe_simple_vocab_prefix.txt.gz"))
+        let plain = try CLIPTokenizer(bpeFile: dir.appendingPathComponent("bpe_simple_vocab_prefix.txt"))
+        XCTAssertEqual(tok.vocabularySize, plain.vocabularySize)
+        XCTAssertEqual(tok.endOfTextId, f.end_of_text)
+        let cases = f.cases.filter { $0.open_clip_ids != nil }
+        XCTAssertGreaterThan(cases.count, 20)
+        for c in cases { XCTAssertEqual(tok.encode(c.text, padId: 0), c.open_clip_ids, c.text.debugDescription) }
+    }
+
+    func testCorruptGzippedVocabularyNamesTheFile() throws {
+        let f: File = try Fixtures.load("clip_expected.json")
+        var bytes = [UInt8](try Data(contentsOf: Fixtures.root.appendingPathComponent(f.directory)
+            .appendingPathComponent("bpe_simple_vocab_prefix.txt.gz")))
+        bytes[bytes.count / 2] ^= 0x40  // mid-stream: decoding or the CRC-32 check must fail
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).txt.gz")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        XCTAssertThrowsError(try CLIPTokenizer(bpeFile: url)) { error in
+            XCTAssertTrue("\(error)".contains(url.lastPathComponent), "\(error)")
+        }
+    }
+
     func testDecodeRestoresLowercasedWords() throws {
         let f: File = try Fixtures.load("clip_expected.json")
         let dir = Fixtures.root.appendingPathComponent(f.directory)

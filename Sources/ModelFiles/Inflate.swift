@@ -1,7 +1,7 @@
 // A DEFLATE (RFC 1951) decoder with the zlib (RFC 1950) wrapper, because MATLAB's v5 files store each
-// variable as a zlib stream (miCOMPRESSED) and Foundation on Linux exposes no zlib API; the package
-// cannot link libz either. Only decompression is needed, the inputs are small annotation files (at most
-// a few MB), so clarity wins over speed: canonical Huffman codes are decoded with a per-length count
+// variable as a zlib stream (miCOMPRESSED), open_clip ships its tokenizer vocabulary gzipped (Gzip.swift),
+// and Foundation on Linux exposes no zlib API; the package does not link libz either. Only decompression
+// is needed and the inputs are small (annotation files, a 1.3 MB vocabulary), so clarity wins over speed: canonical Huffman codes are decoded with a per-length count
 // table, a few bits at a time, and every malformed input becomes an `InflateError`, never a crash.
 import Foundation
 
@@ -13,6 +13,8 @@ public enum InflateError: Error, CustomStringConvertible, Equatable {
     case badDistance(distance: Int, available: Int)
     case checksumMismatch(expected: UInt32, actual: UInt32)
     case outputTooLarge(limit: Int)
+    case badGzip(String)
+    case gzipMismatch(what: String, stored: UInt32, computed: UInt32)
 
     public var description: String {
         switch self {
@@ -25,6 +27,9 @@ public enum InflateError: Error, CustomStringConvertible, Equatable {
         case .checksumMismatch(let e, let a):
             return "zlib Adler-32 checksum mismatch (stored \(String(e, radix: 16)), computed \(String(a, radix: 16))); the data is corrupt"
         case .outputTooLarge(let limit): return "decompressed data exceeds the limit of \(limit) bytes"
+        case .badGzip(let what): return "not a gzip file: \(what)"
+        case .gzipMismatch(let what, let e, let a):
+            return "gzip \(what) mismatch (stored \(String(e, radix: 16)), computed \(String(a, radix: 16))); the file is corrupt or cut short"
         }
     }
 }
