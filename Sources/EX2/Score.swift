@@ -59,12 +59,14 @@ public struct DescriptionSet: Sendable {
     let lineObjects: [Data]
 
     public static let formatHelp = """
-        Accepted formats:
-          JSON (the reference's generate output): a list with one list of descriptions per class, in class order:
-            [["description of class 0", "another"], ["description of class 1"], ...]
-          JSON Lines: one object per line, the class as a 0-based index or a class name:
+        Descriptions files:
+          JSON, the reference's generate format: one list of descriptions per
+          class, in the dataset's class order (empty lists allowed):
+            [["a description of class 0", "another"], ["of class 1"], ...]
+          JSON Lines: one object per line; "class" is a 0-based index or the
+          class name as the dataset spells it (other keys are kept in --output):
             {"class": 0, "description": "a small bird with a red crown"}
-            {"class": "Black footed Albatross", "description": "a large seabird"}
+            {"class": "sunflower", "description": "yellow petals"}
         """
 
     public init(format: Format, entries: [Entry]) {
