@@ -110,14 +110,8 @@ public struct RewardOptions: Sendable {
         self.skipUnreadable = skipUnreadable
     }
 
-    /// $EX2_CACHE/image-embeddings, else $XDG_CACHE_HOME/ex2/image-embeddings, else ~/.cache/ex2/image-embeddings.
-    public static var defaultCacheDirectory: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let d = env["EX2_CACHE"], !d.isEmpty { return URL(fileURLWithPath: d).appendingPathComponent("image-embeddings") }
-        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
-        return base.appendingPathComponent("ex2").appendingPathComponent("image-embeddings")
-    }
+    /// The cache `ex2 embed` fills too ($EX2_CACHE/image-embeddings, else ~/.cache/ex2/image-embeddings).
+    public static var defaultCacheDirectory: URL { EmbedRequest.defaultCacheDirectory }
 }
 
 /// Called with (images embedded or found in the cache so far, images to do in all).

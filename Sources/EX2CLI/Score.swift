@@ -60,11 +60,11 @@ struct Score: ParsableCommand {
             descriptions: URL(fileURLWithPath: descriptions),
             reward: RewardOptions(imagesPerClass: imagesPerClass, scale: scale, cacheDirectory: cache, skipUnreadable: skipUnreadable),
             zeroShot: zeroShot)
-        var bar: StageProgress?
+        var bar: ProgressBar?
         let report = try Scoring.run(request) { stage, done, total in
-            let label = stage == .rewardImages ? "reward images" : "zero-shot images"
-            if bar?.label != label { bar?.finish(); bar = StageProgress(label: label) }
-            bar?.update(done, total)
+            let label = stage == .rewardImages ? "embedding reward images" : "embedding zero-shot images"
+            if bar?.label != label { bar?.finish(); bar = ProgressBar(label: label, unit: "images") }
+            bar?.update(done, of: total)
         }
         bar?.finish()
         for note in report.notes { warn("note: \(note)") }
@@ -113,28 +113,4 @@ struct Score: ParsableCommand {
 
 private func warn(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
-}
-
-/// A one-line progress bar on stderr, redrawn only when the shown state changes and only on a terminal
-/// (a log file gets the final line alone).
-private final class StageProgress {
-    let label: String
-    private var last = ""
-    private var lastDone = 0, lastTotal = 0
-    private let tty = isatty(2) != 0
-
-    init(label: String) { self.label = label }
-
-    func update(_ done: Int, _ total: Int) {
-        lastDone = done; lastTotal = total
-        guard tty, total > 0 else { return }
-        let width = 30
-        let filled = min(width, done * width / total)
-        let line = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total)"
-        if line != last { FileHandle.standardError.write(Data(line.utf8)); last = line }
-    }
-
-    func finish() {
-        if tty { if !last.isEmpty { warn("") } } else if lastTotal > 0 { warn("\(label): \(lastDone)/\(lastTotal)") }
-    }
 }
