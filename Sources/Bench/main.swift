@@ -34,6 +34,18 @@ func benchGenerate(_ path: String) throws {
         precondition(out.allSatisfy { $0.tokens.count == new })
         best = min(best, now() - t)
     }
+    // Split: one prefill of the whole batch, then single-token decode steps.
+    let cache = model.makeCache(slots: batch, capacity: promptTokens + 8)
+    let ws = Workspace()
+    var t = now()
+    _ = model.forward(prompts.enumerated().map { SequenceChunk(slot: $0.offset, tokens: $0.element, startPosition: 0) }, cache: cache, workspace: ws)
+    let prefill = now() - t
+    t = now()
+    for s in 0..<4 {
+        _ = model.forward((0..<batch).map { SequenceChunk(slot: $0, tokens: [400 + s], startPosition: promptTokens + s) }, cache: cache, workspace: ws)
+    }
+    let step = (now() - t) / 4
+    print(String(format: "  prefill %.1f ms, decode step %.1f ms (forward only, no sampling)", prefill * 1e3, step * 1e3))
     let tps = Double(batch * new) / best
     print(String(format: "generate model=%@ batch=%d new=%d prompt=%d load=%.2fs best=%.3fs tokens/s=%.1f",
                  (path as NSString).lastPathComponent, batch, new, promptTokens, load, best, tps))
@@ -49,6 +61,20 @@ func benchGEMM() {
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
                 BLAS.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
             } } }
+            best = min(best, now() - t)
+        }
+        return 2 * Double(m * n * k) / best / 1e9
+    }
+    func gflopsPacked(m: Int, n: Int, k: Int) -> Double {
+        let a = [Float](repeating: 0.5, count: m * k)
+        let w = PackedWeight(n: n, k: k) { _, dst in for j in 0..<k { dst[j] = 0.25 } }
+        var c = [Float](repeating: 0, count: m * n)
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let t = now()
+            a.withUnsafeBufferPointer { ap in c.withUnsafeMutableBufferPointer { cp in
+                PackedGEMM.linear(cp.baseAddress!, ap.baseAddress!, w, bias: nil, m: m)
+            } }
             best = min(best, now() - t)
         }
         return 2 * Double(m * n * k) / best / 1e9
@@ -75,6 +101,8 @@ func benchGEMM() {
                             (1600, 3072, 768, "CLIP B/32 mlp b32")] {
         let g = gflops(m: m, n: n, k: k)
         print(String(format: "gemm %-20@ m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", what, m, n, k, g, 100 * g / peak))
+        let pk = gflopsPacked(m: m, n: n, k: k)
+        print(String(format: "  packed kernel       m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", m, n, k, pk, 100 * pk / peak))
         if m <= 64 {
             let s = gflopsSmall(m: m, n: n, k: k)
             print(String(format: "  small-batch kernel  m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", m, n, k, s, 100 * s / peak))
@@ -96,7 +124,7 @@ func benchMatvec(_ path: String) throws {
                     x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
                         let xx = UnsafeMutablePointer<Float>.allocate(capacity: lin.inFeatures * rows)
                         for r in 0..<rows { (xx + r * lin.inFeatures).update(from: xp.baseAddress!, count: lin.inFeatures) }
-                        if mode == "dense" { BLAS.linear(yp.baseAddress!, xx, lin.dense!.baseAddress!, bias: nil, m: rows, n: lin.outFeatures, k: lin.inFeatures) }
+                        if mode == "dense" { PackedGEMM.linear(yp.baseAddress!, xx, lin.packed!, bias: nil, m: rows) }
                         else { lin.forward(yp.baseAddress!, xx, rows: rows) }
                         xx.deallocate()
                     } }

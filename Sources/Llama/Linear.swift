@@ -1,7 +1,8 @@
-// A linear layer y = x W^T (+ b) whose weight W [out, in] is held as dense Float rows, as ggml blocks
-// (straight from a mapped GGUF file), or both. Few rows (decoding one token per sequence) read the
-// narrow quantized rows, which is what bounds speed there; many rows (prefill, big batches) go through
-// BLAS on dense rows, dequantizing on the fly in tiles when dense rows are not kept (large models).
+// A linear layer y = x W^T (+ b) whose weight W [out, in] is held as Float panels packed for our GEMM
+// kernel, as ggml blocks (straight from a mapped GGUF file), or both. Few rows (decoding one token per
+// sequence) read the narrow quantized blocks, which is what bounds speed there; more rows (batched
+// decoding, prefill) run the packed kernel, which beats OpenBLAS here because OpenBLAS repacks all of W
+// on every call. Without a packed copy (large models) weights are dequantized on the fly in tiles.
 import Foundation
 import ModelFiles
 import Tensors
@@ -17,75 +18,62 @@ public struct QuantizedRows: @unchecked Sendable {  // reason: read-only pointer
 public final class Linear: @unchecked Sendable {  // reason: weights are immutable after loading
     public let outFeatures: Int
     public let inFeatures: Int
-    /// Dense weight [out, in], when kept.
-    public private(set) var dense: UnsafeMutableBufferPointer<Float>?
+    /// W packed in 16-output panels for PackedGEMM, when kept.
+    public private(set) var packed: PackedWeight?
     public let quantized: QuantizedRows?
     public let bias: [Float]?
 
-    /// Batches with at least this many rows use dense BLAS; fewer read quantized rows when present.
-    public static let denseRowThreshold = 4
-    /// Up to this many rows, our streaming kernel beats OpenBLAS (which packs all of W per call).
+    /// Batches with fewer rows read quantized blocks directly (fused dequantize-and-dot).
+    public static let quantizedRowLimit = 4
+    /// Without a packed copy, up to this many rows use the streaming kernel on dequantized tiles.
+    /// (Measured single-threaded at batch 32 on SmolLM2: packed Float panels 128 ms per decode step,
+    /// dequantized row tiles 160 ms, dequantize-and-transpose into panels 304 ms.)
     public static let smallBatchRows = 64
-    /// Small batches read the ggml blocks (dequantized 16 rows at a time into L1) instead of dense rows.
-    nonisolated(unsafe) public static var smallBatchFromBlocks = ProcessInfo.processInfo.environment["EX2_SMALL_BATCH_DENSE"] == nil
 
     public init(dense: [Float], out: Int, in inFeatures: Int, bias: [Float]? = nil) {
         precondition(dense.count == out * inFeatures)
         outFeatures = out; self.inFeatures = inFeatures
-        let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: dense.count)
-        _ = buf.initialize(from: dense)
-        self.dense = buf
         quantized = nil
         self.bias = bias
+        packed = dense.withUnsafeBufferPointer { d in
+            nonisolated(unsafe) let base = d.baseAddress!
+            return PackedWeight(n: out, k: inFeatures) { r, dst in dst.update(from: base + r * inFeatures, count: inFeatures) }
+        }
     }
 
     public init(quantized: QuantizedRows, out: Int, in inFeatures: Int, keepDense: Bool, bias: [Float]? = nil) {
         outFeatures = out; self.inFeatures = inFeatures
         self.quantized = quantized
         self.bias = bias
-        if keepDense { materializeDense() }
+        if keepDense { materializePacked() }
     }
 
-    deinit { dense?.deallocate() }
-
-    /// Dequantizes every row once into a dense copy (for fast BLAS on large batches).
-    public func materializeDense() {
-        guard dense == nil, let q = quantized else { return }
-        let buf = UnsafeMutableBufferPointer<Float>.allocate(capacity: outFeatures * inFeatures)
-        let base = buf.baseAddress!, n = inFeatures
-        parallelChunks(outFeatures, minPerChunk: 64) { rows in
-            for r in rows { dequantizeRow(q.type, q.base + r * q.rowBytes, base + r * n, count: n) }
-        }
-        dense = buf
+    /// Dequantizes every row once into a packed Float copy (fast GEMMs for batches and prefill).
+    public func materializePacked() {
+        guard packed == nil, let q = quantized else { return }
+        let n = inFeatures
+        packed = PackedWeight(n: outFeatures, k: n) { r, dst in dequantizeRow(q.type, q.base + r * q.rowBytes, dst, count: n) }
     }
 
     /// Writes row `r` of W (length `inFeatures`) to `dst`: the embedding lookup of tied embeddings.
     @inline(__always)
     public func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
-        if let d = dense {
-            dst.update(from: d.baseAddress! + r * inFeatures, count: inFeatures)
-        } else if let q = quantized {
+        if let q = quantized {
             dequantizeRow(q.type, q.base + r * q.rowBytes, dst, count: inFeatures)
+        } else if let p = packed {
+            p.row(r, into: dst)
         }
     }
 
     /// y[rows, out] = x[rows, in] W^T + b
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
         guard rows > 0 else { return }
-        if rows >= Linear.denseRowThreshold && rows <= Linear.smallBatchRows && inFeatures % 8 == 0 {
-            if let q = quantized, Linear.smallBatchFromBlocks {
-                smallBatchFromBlocks(y, x, rows: rows, q)
-                return
-            }
-            if let d = dense {
-                withBias(bias) { SmallBatchGEMM.linear(y, x, d.baseAddress!, bias: $0, m: rows, n: outFeatures, k: inFeatures) }
-                return
-            }
-        }
-        if let d = dense, rows >= Linear.denseRowThreshold || quantized == nil {
-            withBias(bias) { BLAS.linear(y, x, d.baseAddress!, bias: $0, m: rows, n: outFeatures, k: inFeatures) }
-        } else if let q = quantized, rows < Linear.denseRowThreshold {
+        if let q = quantized, rows < Linear.quantizedRowLimit {
             quantizedRowsForward(y, x, rows: rows, q)
+        } else if let p = packed {
+            withBias(bias) { PackedGEMM.linear(y, x, p, bias: $0, m: rows) }
+        } else if let q = quantized, rows <= Linear.smallBatchRows && inFeatures % 8 == 0 {
+            smallBatchFromBlocks(y, x, rows: rows, q)
         } else if let q = quantized {
             tiledForward(y, x, rows: rows, q)
         }

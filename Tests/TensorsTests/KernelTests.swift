@@ -58,6 +58,31 @@ final class KernelTests: XCTestCase {
         assertClose(y, ref, tol: 1e-5, "linear")
     }
 
+    func testPackedAndSmallBatchGEMMAgainstNaive() {
+        // Odd shapes: rows not a multiple of 6 (packed) or 2 (small batch), outputs not a multiple of 16 or 4.
+        for (m, n, k) in [(1, 1, 8), (5, 17, 24), (7, 33, 40), (13, 16, 8), (32, 50, 64)] {
+            let x = randoms(m * k), w = randoms(n * k), b = randoms(n)
+            var ref = [Double](repeating: 0, count: m * n)
+            for i in 0..<m { for j in 0..<n {
+                ref[i * n + j] = Double(b[j]) + (0..<k).reduce(0.0) { $0 + Double(x[i * k + $1]) * Double(w[j * k + $1]) }
+            } }
+            let packed = w.withUnsafeBufferPointer { wp in
+                nonisolated(unsafe) let base = wp.baseAddress!
+                return PackedWeight(n: n, k: k) { r, dst in dst.update(from: base + r * k, count: k) }
+            }
+            var y1 = [Float](repeating: .nan, count: m * n), y2 = y1
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
+                y1.withUnsafeMutableBufferPointer { PackedGEMM.linear($0.baseAddress!, xp.baseAddress!, packed, bias: bp.baseAddress!, m: m) }
+                y2.withUnsafeMutableBufferPointer { SmallBatchGEMM.linear($0.baseAddress!, xp.baseAddress!, wp.baseAddress!, bias: bp.baseAddress!, m: m, n: n, k: k) }
+            } } }
+            assertClose(y1, ref, tol: 1e-5, "packed m=\(m) n=\(n) k=\(k)")
+            assertClose(y2, ref, tol: 1e-5, "small batch m=\(m) n=\(n) k=\(k)")
+            var row = [Float](repeating: 0, count: k)
+            row.withUnsafeMutableBufferPointer { packed.row(n - 1, into: $0.baseAddress!) }
+            XCTAssertEqual(row, Array(w[(n - 1) * k..<n * k]), "row gathered back from the panels")
+        }
+    }
+
     func testVectorHelpers() {
         for n in sizes {
             let a = randoms(n), b = randoms(n)

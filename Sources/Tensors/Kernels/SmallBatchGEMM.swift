@@ -57,3 +57,96 @@ public enum SmallBatchGEMM {
         put(1, 0, a10); put(1, 1, a11); put(1, 2, a12); put(1, 3, a13)
     }
 }
+
+/// A weight W [n, k] packed for `PackedGEMM`: column panels of 16 outputs, each panel [k][16]
+/// contiguous (n padded to a multiple of 16 with zeros), so the kernel walks one 64-byte line per k
+/// instead of striding across pages.
+public final class PackedWeight: @unchecked Sendable {  // reason: written once at load, then read-only
+    public let n: Int, k: Int, panels: Int
+    public let data: UnsafeMutablePointer<Float>
+
+    /// `row(r, dst)` writes row r of W (k floats).
+    public init(n: Int, k: Int, row: (Int, UnsafeMutablePointer<Float>) -> Void) {
+        self.n = n; self.k = k
+        panels = (n + 15) / 16
+        data = .allocate(capacity: panels * 16 * k)
+        data.initialize(repeating: 0, count: panels * 16 * k)
+        let d = data, kk = k, nn = n
+        nonisolated(unsafe) let rowFn = row
+        parallelChunks(panels, minPerChunk: 8) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: kk) { buf in
+                let tmp = buf.baseAddress!
+                for p in range {
+                    for lane in 0..<16 where p * 16 + lane < nn {
+                        rowFn(p * 16 + lane, tmp)
+                        let base = d + p * 16 * kk + lane
+                        for j in 0..<kk { base[j * 16] = tmp[j] }
+                    }
+                }
+            }
+        }
+    }
+    deinit { data.deallocate() }
+
+    /// Row r of W into dst (k floats), gathered from its panel.
+    public func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        let base = data + (r / 16) * 16 * k + r % 16
+        for j in 0..<k { dst[j] = base[j * 16] }
+    }
+}
+
+/// y[m, n] = x[m, k] · W^T (+ bias) on a PackedWeight. Outputs run along the SIMD lanes, so there are no
+/// horizontal sums: a 6 × 16 block of y lives in 12 accumulators, and each k costs two weight loads and
+/// six broadcasts (FMA-bound on AVX2). Rows are taken in slabs that keep x in L2.
+public enum PackedGEMM {
+    public static func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: PackedWeight,
+                              bias: UnsafePointer<Float>?, m: Int) {
+        let n = w.n, k = w.k
+        let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)  // rows of x per slab: ~384 KB of x
+        var s0 = 0
+        while s0 < m {
+            let rows = min(slab, m - s0)
+            parallelChunks(w.panels, minPerChunk: 2) { range in
+                for p in range {
+                    var r0 = s0
+                    while r0 < s0 + rows {
+                        let mr = min(6, s0 + rows - r0)
+                        panel(y, x, w.data + p * 16 * k, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr)
+                        r0 += mr
+                    }
+                }
+            }
+            s0 += rows
+        }
+    }
+
+    @inline(__always)
+    static func panel(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wp: UnsafePointer<Float>,
+                      _ bias: UnsafePointer<Float>?, n: Int, k: Int, n0: Int, r0: Int, mr: Int) {
+        // Rows past mr alias the last valid row; their sums are not stored.
+        let x0 = x + r0 * k, x1 = x + (r0 + min(1, mr - 1)) * k, x2 = x + (r0 + min(2, mr - 1)) * k
+        let x3 = x + (r0 + min(3, mr - 1)) * k, x4 = x + (r0 + min(4, mr - 1)) * k, x5 = x + (r0 + min(5, mr - 1)) * k
+        var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b1 = SIMD8<Float>()
+        var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
+        var a4 = SIMD8<Float>(), b4 = SIMD8<Float>(), a5 = SIMD8<Float>(), b5 = SIMD8<Float>()
+        var w = wp
+        for p in 0..<k {
+            let lo = load8(w), hi = load8(w + 8)
+            var s = SIMD8<Float>(repeating: x0[p]); a0.addProduct(s, lo); b0.addProduct(s, hi)
+            s = SIMD8<Float>(repeating: x1[p]); a1.addProduct(s, lo); b1.addProduct(s, hi)
+            s = SIMD8<Float>(repeating: x2[p]); a2.addProduct(s, lo); b2.addProduct(s, hi)
+            s = SIMD8<Float>(repeating: x3[p]); a3.addProduct(s, lo); b3.addProduct(s, hi)
+            s = SIMD8<Float>(repeating: x4[p]); a4.addProduct(s, lo); b4.addProduct(s, hi)
+            s = SIMD8<Float>(repeating: x5[p]); a5.addProduct(s, lo); b5.addProduct(s, hi)
+            w += 16
+        }
+        let cols = min(16, n - n0)
+        @inline(__always) func put(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
+            guard i < mr else { return }
+            let out = y + (r0 + i) * n + n0
+            if cols == 16 && bias == nil { store8(out, a); store8(out + 8, b); return }
+            for j in 0..<cols { out[j] = (j < 8 ? a[j] : b[j - 8]) + (bias?[n0 + j] ?? 0) }
+        }
+        put(0, a0, b0); put(1, a1, b1); put(2, a2, b2); put(3, a3, b3); put(4, a4, b4); put(5, a5, b5)
+    }
+}
