@@ -143,7 +143,7 @@ func benchKernels(_ path: String) throws {
     for lin in [model.layers[0].up, model.output] {
         guard let q = lin.quantized else { continue }
         let x = [Float](repeating: 0.01, count: lin.inFeatures)
-        for variant in 0..<3 {
+        for variant in 0..<2 {
             var best = Double.infinity
             var sink: Float = 0
             for _ in 0..<30 {
