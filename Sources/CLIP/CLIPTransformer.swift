@@ -60,7 +60,7 @@ struct CLIPTransformer: Sendable {
                     Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
                 } }
                 linear(hb, nb, block.fc1, rows: rows)
-                config.activation.apply(hb, count: rows * m)
+                CLIPActivation.apply(config.activation, hb, count: rows * m)
                 addLinear(x, hb, block.fc2, rows: rows)
             }
         } } } }
