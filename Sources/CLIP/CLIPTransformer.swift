@@ -27,11 +27,7 @@ struct CLIPTransformer: Sendable {
     func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, segments: [Range<Int>], causal: Bool) {
         let w = config.width, m = config.mlpWidth, hd = config.headDim
         var s = TransformerScratch(rows: rows, config: config)
-        // Query positions within each sequence: causal queries stop at themselves, full ones see all keys.
-        let longest = segments.map(\.count).max() ?? 0
-        let causalPositions = Array(0..<longest)
         let scale = 1 / Float(hd).squareRoot()
-        let shape = AttentionShape(heads: config.heads, kvHeads: config.heads, headDim: hd)
 
         s.normed.withUnsafeMutableBufferPointer { normed in
         s.qkv.withUnsafeMutableBufferPointer { qkv in
@@ -44,16 +40,7 @@ struct CLIPTransformer: Sendable {
                     Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
                 } }
                 linear(qb, nb, block.qkv, rows: rows)
-                for seg in segments {
-                    let n = seg.count
-                    let base = qb + seg.lowerBound * 3 * w
-                    let fullPositions = [Int](repeating: n - 1, count: n)
-                    (causal ? causalPositions : fullPositions).withUnsafeBufferPointer { pos in
-                        Attention.forward(ab + seg.lowerBound * w, outStride: w, q: base, qStride: 3 * w,
-                                          keys: base + w, values: base + 2 * w, kvStride: 3 * w,
-                                          queryPositions: pos.baseAddress!, rows: n, shape: shape, scale: scale)
-                    }
-                }
+                CLIPAttention.forward(ab, qkv: qb, width: w, heads: config.heads, segments: segments, causal: causal, scale: scale)
                 addLinear(x, ab, block.out, rows: rows)
                 // MLP half.
                 block.norm2.weight.withUnsafeBufferPointer { g in block.norm2.bias.withUnsafeBufferPointer { b in
