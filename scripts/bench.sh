@@ -2,7 +2,8 @@
 # Speed figures of the engine, each next to a reference measured in the same run: OpenBLAS's own peak for
 # GEMM, and PyTorch + transformers when a python with torch is available (EX2_TORCH_PYTHON, default
 # /work/venv/bin/python or ./venv/bin/python when present); otherwise the PyTorch figures measured on
-# this machine kind (issue #2: 110 tokens/s at batch 32, 13.7 at batch 1) stand in.
+# this machine kind (issue #2: 110 tokens/s at batch 32, 13.7 at batch 1) stand in. The CLIP section
+# compares embedding speed at ViT-B/32's shape with transformers' CLIPModel (scripts/bench/torch_clip.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product ex2-bench >/dev/null
@@ -40,3 +41,26 @@ for model in SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf; do
         fi
     done
 done
+
+# CLIP at ViT-B/32's shape with random weights (EX2_CLIP_B32 names a checkpoint to use for both sides;
+# otherwise each side makes its own). Issue #3's PyTorch figures stand in when torch is missing.
+echo "== CLIP ViT-B/32 shape: images (batch 32), texts of 40 and 8 tokens (batch 100)"
+num() { sed -n "s/.*$1.*$2=\([0-9.]*\).*/\1/p" | head -1; }
+if clip=$($BENCH clip 2>&1); then
+    echo "$clip"
+    img=$(echo "$clip" | num "images" "images\/s"); t40=$(echo "$clip" | num "length=40" "texts\/s")
+    t8=$(echo "$clip" | num "length=8" "texts\/s")
+    if [ -n "$PY" ]; then
+        ref=$("$PY" scripts/bench/torch_clip.py 2>/dev/null | grep '^torch_clip' || true)
+        [ -n "$ref" ] || { echo "scripts/bench/torch_clip.py failed: run it by hand to see why"; exit 1; }
+        echo "$ref"
+        rimg=$(echo "$ref" | num "images" "images\/s"); r40=$(echo "$ref" | num "length=40 padded=40" "texts\/s")
+        r8=$(echo "$ref" | num "length=8 padded=8 " "texts\/s"); r877=$(echo "$ref" | num "length=8 padded=77" "texts\/s")
+        echo "ratio to torch: images $(ratio "$img" "$rimg"), texts(40) $(ratio "$t40" "$r40"), texts(8) $(ratio "$t8" "$r8") unpadded / $(ratio "$t8" "$r877") padded to 77 as open_clip does"
+    else
+        echo "ratio to torch (issue figures 11.2 images/s, 29 texts/s): images $(ratio "$img" 11.2), texts(40) $(ratio "$t40" 29)"
+    fi
+    echo "padding: 8-token texts run $(ratio "$t8" "$t40") as fast as 40-token ones (no padding cost: ~5x expected)"
+else
+    echo "ex2-bench has no 'clip' bench in this build: $clip"
+fi
