@@ -117,15 +117,14 @@ func benchMatvec(_ path: String) throws {
         let x = [Float](repeating: 0.01, count: lin.inFeatures)
         var y = [Float](repeating: 0, count: lin.outFeatures * 4)
         for rows in [1, 2] {
-            for mode in ["quantized", "dense"] {
+            for mode in ["engine"] {
                 var best = Double.infinity
                 for _ in 0..<20 {
                     let t = now()
                     x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
                         let xx = UnsafeMutablePointer<Float>.allocate(capacity: lin.inFeatures * rows)
                         for r in 0..<rows { (xx + r * lin.inFeatures).update(from: xp.baseAddress!, count: lin.inFeatures) }
-                        if mode == "dense" { PackedGEMM.linear(yp.baseAddress!, xx, lin.packed!, bias: nil, m: rows) }
-                        else { lin.forward(yp.baseAddress!, xx, rows: rows) }
+                        lin.forward(yp.baseAddress!, xx, rows: rows)
                         xx.deallocate()
                     } }
                     best = min(best, now() - t)
@@ -137,32 +136,10 @@ func benchMatvec(_ path: String) throws {
     }
 }
 
-func benchKernels(_ path: String) throws {
-    let gguf = try GGUFFile(url: URL(fileURLWithPath: path))
-    let model = try DecoderModel.load(gguf: gguf, options: LoadOptions(keepDense: false))
-    for lin in [model.layers[0].up, model.output] {
-        guard let q = lin.quantized else { continue }
-        let x = [Float](repeating: 0.01, count: lin.inFeatures)
-        for variant in 0..<2 {
-            var best = Double.infinity
-            var sink: Float = 0
-            for _ in 0..<30 {
-                let t = now()
-                x.withUnsafeBufferPointer { xp in
-                    for o in 0..<lin.outFeatures { sink += QuantizedDotBenchmark._benchmarkVariant(variant, q.type, q.base + o * q.rowBytes, xp.baseAddress!, lin.inFeatures) }
-                }
-                best = min(best, now() - t)
-            }
-            print(String(format: "kernel %@ variant %d (1 thread): %.2f Gweights/s (%g)", q.type.name, variant, Double(lin.inFeatures * lin.outFeatures) / best / 1e9, sink))
-        }
-    }
-}
-
 let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "generate" where args.count > 2: try benchGenerate(args[2])
 case "gemm": benchGEMM()
-case "kernels" where args.count > 2: try benchKernels(args[2])
 case "matvec" where args.count > 2: try benchMatvec(args[2])
 default:
     print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] | ex2-bench gemm")

@@ -1,8 +1,12 @@
-// A linear layer y = x W^T (+ b) whose weight W [out, in] is held as Float panels packed for our GEMM
-// kernel, as ggml blocks (straight from a mapped GGUF file), or both. Few rows (decoding one token per
-// sequence) read the narrow quantized blocks, which is what bounds speed there; more rows (batched
-// decoding, prefill) run the packed kernel, which beats OpenBLAS here because OpenBLAS repacks all of W
-// on every call. Without a packed copy (large models) weights are dequantized on the fly in tiles.
+// A linear layer y = x W^T (+ b). Its weight W [out, in] runs through one kernel for every number of
+// rows, so a sequence's numbers never depend on what else is in the batch (sampling from the long tail
+// of a distribution is chaotic: one rounding difference picks another token):
+// - ggml types that decompose into small integers (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q6_K) are re-laid out in
+//   16-output panels that QuantPanelGEMM expands in registers (~1.5 bytes per weight read);
+// - Float panels for PackedGEMM (which beats OpenBLAS here: OpenBLAS repacks all of W on every call)
+//   for dense checkpoints, and beside the Int8 panels for batches when memory allows. Both kernels hold
+//   the same weight values and accumulate in the same order, so they give identical results;
+// - large models of other ggml types may skip the Float copy and dequantize tiles on the fly.
 import Foundation
 import ModelFiles
 import Tensors
@@ -18,17 +22,21 @@ public struct QuantizedRows: @unchecked Sendable {  // reason: read-only pointer
 public final class Linear: @unchecked Sendable {  // reason: weights are immutable after loading
     public let outFeatures: Int
     public let inFeatures: Int
-    /// W packed in 16-output panels for PackedGEMM, when kept.
+    /// W packed in 16-output Float panels for PackedGEMM, when kept.
     public private(set) var packed: PackedWeight?
+    /// W decomposed into Int8 panels with per-16 scales and offsets, for QuantPanelGEMM.
+    public private(set) var quantPanels: QuantPanelWeight?
     public let quantized: QuantizedRows?
     public let bias: [Float]?
 
-    /// Batches with fewer rows read quantized blocks directly (fused dequantize-and-dot).
-    public static let quantizedRowLimit = 4
-    /// Without a packed copy, up to this many rows use the streaming kernel on dequantized tiles.
-    /// (Measured single-threaded at batch 32 on SmolLM2: packed Float panels 128 ms per decode step,
+    /// Without any panel copy, up to this many rows use the streaming kernel on dequantized tiles.
+    /// (Measured single-threaded at batch 32 on SmolLM2: Float panels 128 ms per decode step,
     /// dequantized row tiles 160 ms, dequantize-and-transpose into panels 304 ms.)
     public static let smallBatchRows = 64
+    /// With both copies, up to this many rows read the Int8 panels (memory-bound: fewer bytes win), more
+    /// rows the Float panels (compute-bound: no rebuilding). The weights and the order of accumulation
+    /// are the same in both kernels, so the choice never changes a result.
+    public static let quantPanelRows = 8
 
     public init(dense: [Float], out: Int, in inFeatures: Int, bias: [Float]? = nil) {
         precondition(dense.count == out * inFeatures)
@@ -41,18 +49,22 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
         }
     }
 
+    /// `keepDense`: also keep a Float panel copy (fast prefill and large batches; without it, types that
+    /// do not decompose are dequantized in tiles on the fly).
     public init(quantized: QuantizedRows, out: Int, in inFeatures: Int, keepDense: Bool, bias: [Float]? = nil) {
         outFeatures = out; self.inFeatures = inFeatures
         self.quantized = quantized
         self.bias = bias
-        if keepDense { materializePacked() }
-    }
-
-    /// Dequantizes every row once into a packed Float copy (fast GEMMs for batches and prefill).
-    public func materializePacked() {
-        guard packed == nil, let q = quantized else { return }
-        let n = inFeatures
-        packed = PackedWeight(n: outFeatures, k: n) { r, dst in dequantizeRow(q.type, q.base + r * q.rowBytes, dst, count: n) }
+        if canDecompose(quantized.type) && inFeatures % 16 == 0 {
+            let q = quantized, n = inFeatures
+            quantPanels = QuantPanelWeight(n: out, k: n) { r, qs, scales, offsets in
+                decomposeRow(q.type, q.base + r * q.rowBytes, q: qs, scales: scales, offsets: offsets, count: n)
+            }
+        }
+        if keepDense {
+            let q = quantized, n = inFeatures
+            packed = PackedWeight(n: out, k: n) { r, dst in dequantizeRow(q.type, q.base + r * q.rowBytes, dst, count: n) }
+        }
     }
 
     /// Writes row `r` of W (length `inFeatures`) to `dst`: the embedding lookup of tied embeddings.
@@ -68,8 +80,8 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// y[rows, out] = x[rows, in] W^T + b
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
         guard rows > 0 else { return }
-        if let q = quantized, rows < Linear.quantizedRowLimit {
-            quantizedRowsForward(y, x, rows: rows, q)
+        if let qp = quantPanels, rows <= Linear.quantPanelRows || packed == nil {
+            withBias(bias) { QuantPanelGEMM.linear(y, x, qp, bias: $0, m: rows) }
         } else if let p = packed {
             withBias(bias) { PackedGEMM.linear(y, x, p, bias: $0, m: rows) }
         } else if let q = quantized, rows <= Linear.smallBatchRows && inFeatures % 8 == 0 {
@@ -81,33 +93,6 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
 
     private func withBias(_ b: [Float]?, _ body: (UnsafePointer<Float>?) -> Void) {
         if let b { b.withUnsafeBufferPointer { body($0.baseAddress!) } } else { body(nil) }
-    }
-
-    /// Few rows: each output feature's weight row is decoded once into cache-resident scratch and dotted
-    /// with every input row.
-    private func quantizedRowsForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ q: QuantizedRows) {
-        let n = inFeatures, out = outFeatures
-        let bias = self.bias
-        if QuantizedDot.supports(q.type) {
-            parallelChunks(out, minPerChunk: 32) { range in
-                for o in range {
-                    let w = q.base + o * q.rowBytes
-                    let b = bias?[o] ?? 0
-                    for r in 0..<rows { y[r * out + o] = QuantizedDot.dot(q.type, w, x + r * n, n) + b }
-                }
-            }
-            return
-        }
-        parallelChunks(out, minPerChunk: 32) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scratch in
-                let w = scratch.baseAddress!
-                for o in range {
-                    dequantizeRow(q.type, q.base + o * q.rowBytes, w, count: n)
-                    let b = bias?[o] ?? 0
-                    for r in 0..<rows { y[r * out + o] = Vec.dot(x + r * n, w, n) + b }
-                }
-            }
-        }
     }
 
     /// A few dozen rows: dequantize 16 weight rows into a cache-resident tile, multiply it with the

@@ -103,7 +103,7 @@ public func dequantizeRow(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: Unsa
 // MARK: 256-element super-blocks
 
 // Eight 6-bit (scale, min) pairs packed in 12 bytes, shared by Q4_K and Q5_K.
-@inline(__always) private func scaleMinK4(_ j: Int, _ s: UnsafeRawPointer) -> (Float, Float) {
+@inline(__always) func scaleMinK4(_ j: Int, _ s: UnsafeRawPointer) -> (Float, Float) {
     @inline(__always) func b(_ i: Int) -> UInt8 { s.load(fromByteOffset: i, as: UInt8.self) }
     if j < 4 {
         return (Float(b(j) & 63), Float(b(j + 4) & 63))

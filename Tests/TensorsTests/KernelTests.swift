@@ -314,3 +314,35 @@ final class VectorExpTests: XCTestCase {
         XCTAssertTrue(edge[4].isInfinite && edge[5].isInfinite); XCTAssertEqual(edge[6], 0)
     }
 }
+
+final class QuantPanelTests: XCTestCase {
+    func testQuantPanelsEqualFloatPanelsBitForBitAtEveryRowCount() {
+        // Same weights, same accumulation order: the Int8-panel kernel and the Float-panel kernel must
+        // agree exactly, and a row's result must not depend on the other rows of the call.
+        var rng = RandomStream(seed: 5)
+        let n = 37, k = 48
+        var q = [Int8](repeating: 0, count: n * k)
+        for i in q.indices { q[i] = Int8(truncatingIfNeeded: rng.next() % 31) - 15 }
+        let scales = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.1 }, offsets = (0..<(n * k / 16)).map { _ in rng.nextFloat() - 0.5 }
+        let weight = { (r: Int, c: Int) -> Float in Float(q[r * k + c]) * scales[(r * k + c) / 16] + offsets[(r * k + c) / 16] }
+        let qp = QuantPanelWeight(n: n, k: k) { r, qs, s, o in
+            for c in 0..<k { qs[c] = q[r * k + c] }
+            for g in 0..<(k / 16) { s[g] = scales[(r * k) / 16 + g]; o[g] = offsets[(r * k) / 16 + g] }
+        }
+        let fp = PackedWeight(n: n, k: k) { r, dst in for c in 0..<k { dst[c] = weight(r, c) } }
+        let m = 11
+        let x = (0..<(m * k)).map { _ in rng.nextFloat() * 2 - 1 }
+        var yq = [Float](repeating: 0, count: m * n), yf = yq, y1 = [Float](repeating: 0, count: n)
+        x.withUnsafeBufferPointer { xp in
+            yq.withUnsafeMutableBufferPointer { QuantPanelGEMM.linear($0.baseAddress!, xp.baseAddress!, qp, bias: nil, m: m) }
+            yf.withUnsafeMutableBufferPointer { PackedGEMM.linear($0.baseAddress!, xp.baseAddress!, fp, bias: nil, m: m) }
+            y1.withUnsafeMutableBufferPointer { QuantPanelGEMM.linear($0.baseAddress!, xp.baseAddress! + 7 * k, qp, bias: nil, m: 1) }
+        }
+        XCTAssertEqual(yq.map(\.bitPattern), yf.map(\.bitPattern), "Int8 panels vs Float panels")
+        XCTAssertEqual(Array(yq[7 * n..<8 * n]).map(\.bitPattern), y1.map(\.bitPattern), "row 7 alone vs in a batch of 11")
+        for i in 0..<m { for j in 0..<n {
+            let ref = (0..<k).reduce(0.0) { $0 + Double(x[i * k + $1]) * Double(weight(j, $1)) }
+            XCTAssertEqual(Double(yq[i * n + j]), ref, accuracy: 1e-4)
+        } }
+    }
+}

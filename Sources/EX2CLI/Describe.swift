@@ -1,0 +1,52 @@
+// `ex2 describe`: the policy writes one description per (concept, query template), saved in the
+// reference's generate format (a JSON list per concept of strings) that `ex2 score` reads.
+import ArgumentParser
+import EX2
+import Foundation
+import Llama
+
+struct Describe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate a description of every concept for every query template (25 per concept by default).",
+        discussion: """
+            The prompt for concept C and template T is T.format(C) followed by a blank line, as in the EX2 \
+            reference; sampling defaults to the reference's (temperature 1, no top-k/top-p, 32 new tokens).
+            """)
+
+    @OptionGroup var model: PolicyOptions
+    @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft (built-in class names), or folder:PATH (one sub-folder per concept).")
+    var dataset: String
+    @Option(help: "Data root for folder datasets given by a relative path (default: the current directory).")
+    var dataRoot: String?
+    @Option(help: "A JSON list of query templates with {} for the concept (default: the reference's 25).")
+    var templates: String?
+    @Option(help: "Where to write the descriptions (JSON, a list per concept).")
+    var output: String = "descriptions.json"
+    @Option(help: "Most tokens per description.") var maxNewTokens: Int = 32
+    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 1
+    @Option(help: "Keep only the K most likely tokens (0 = off).") var topK: Int = 0
+    @Option(help: "Nucleus sampling mass (1 = off).") var topP: Float = 1
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Sequences decoded together.") var batchSize: Int = 32
+
+    func validate() throws {
+        guard maxNewTokens > 0, batchSize > 0 else { throw ValidationError("--max-new-tokens and --batch-size must be positive") }
+        guard temperature >= 0, topK >= 0, topP > 0 && topP <= 1 else { throw ValidationError("check --temperature (>= 0), --top-k (>= 0) and --top-p (0, 1]") }
+    }
+
+    func run() throws {
+        let request = DescribeRequest(
+            policy: model.policy, dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) },
+            templates: templates.map { URL(fileURLWithPath: $0) },
+            params: SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens),
+            seed: seed, batchSize: batchSize)
+        let bar = ProgressBar(label: "describing", unit: "descriptions")
+        let result = try Describing.run(request) { done, total in bar.update(done, of: total); return true }
+        bar.finish()
+        try Describing.write(result, to: URL(fileURLWithPath: output))
+        for (name, ds) in zip(result.classNames, result.descriptions) {
+            print("\(name): \(ds.first.map { $0.replacingOccurrences(of: "\n", with: " ") } ?? "")")
+        }
+        print("wrote \(result.descriptions.reduce(0) { $0 + $1.count }) descriptions of \(result.classNames.count) concepts to \(output)")
+    }
+}
