@@ -2,6 +2,7 @@
 // (scripts/bench.sh adds the PyTorch figures when torch is installed).
 //   ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R]
 //   ex2-bench gemm
+//   ex2-bench clip
 import Foundation
 import Llama
 import ModelFiles
@@ -140,6 +141,7 @@ let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "generate" where args.count > 2: try benchGenerate(args[2])
 case "gemm": benchGEMM()
+case "clip": try benchCLIP()
 case "matvec" where args.count > 2: try benchMatvec(args[2])
 default:
     print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] | ex2-bench gemm")
