@@ -161,7 +161,7 @@ extension CLIPModel {
         }
     }
 
-    /// transformers' vocab.json + merges.txt when present, else open_clip's bpe_simple_vocab_16e6.txt.gz next to
+    /// transformers' vocab.json + merges.txt when present, else tokenizer.json, else open_clip's bpe_simple_vocab_16e6.txt.gz next to
     /// the weights or named by $EX2_CLIP_BPE (OpenCLIP hub repositories often ship no tokenizer files: open_clip
     /// uses the copy inside its Python package).
     private static func findTokenizer(_ dir: URL) throws -> (any CLIPTextTokenizing)? {
@@ -170,6 +170,8 @@ extension CLIPModel {
         if fm.fileExists(atPath: vocab.path), fm.fileExists(atPath: merges.path) {
             return try CLIPTokenizer(vocabJSON: vocab, mergesTXT: merges)
         }
+        let json = dir.appendingPathComponent("tokenizer.json")
+        if fm.fileExists(atPath: json.path) { return try CLIPTokenizer(tokenizerJSON: json) }
         let bpe = dir.appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
         if fm.fileExists(atPath: bpe.path) { return try CLIPTokenizer(bpeFile: bpe) }
         if let path = ProcessInfo.processInfo.environment["EX2_CLIP_BPE"], !path.isEmpty {

@@ -1,7 +1,7 @@
 // CLIP's text tokenizer (OpenAI CLIP, open_clip, transformers' CLIPTokenizer): NFC, lowercase,
 // CLIP's split pattern with whitespace dropped, byte-level BPE whose word-final symbols carry
 // "</w>", and a fixed 77-token context that keeps the end-of-text token when it truncates.
-// It reads transformers' vocab.json + merges.txt, or open_clip's bpe_simple_vocab_16e6.txt.gz as
+// It reads transformers' vocab.json + merges.txt (or tokenizer.json), or open_clip's bpe_simple_vocab_16e6.txt.gz as
 // shipped (gunzipped by ModelFiles' own reader: Foundation on Linux has no gzip API) or decompressed.
 // ftfy's text repair, which open_clip and the slow HF tokenizer apply when it is installed, is not
 // reproduced: it only changes mojibake, curly quotes and similar damaged text.
@@ -38,6 +38,47 @@ public struct CLIPTokenizer: Sendable {
         var pieces = [String](repeating: "", count: (vocab.values.max() ?? -1) + 1)
         for (k, v) in vocab where v >= 0 { pieces[v] = k }
         try self.init(pieces: pieces, mergeLines: Self.mergeLines(text), file: mergesTXT.path,
+                      specials: ("<|startoftext|>", "<|endoftext|>"))
+    }
+
+    /// An HF tokenizer.json whose model is CLIP's BPE (vocab, merges, end_of_word_suffix "</w>"); the
+    /// normalizer / pre-tokenizer entries are CLIP's fixed ones and are not read.
+    public init(tokenizerJSON url: URL) throws {
+        struct File: Decodable {
+            struct Model: Decodable {
+                var type: String?
+                var vocab: [String: Int]
+                var merges: [Merge]
+                var end_of_word_suffix: String?
+            }
+            /// "a b" (older files) or ["a", "b"] (newer ones).
+            enum Merge: Decodable {
+                case line(String)
+                case pair([String])
+                init(from decoder: Decoder) throws {
+                    let c = try decoder.singleValueContainer()
+                    if let s = try? c.decode(String.self) { self = .line(s) } else { self = .pair(try c.decode([String].self)) }
+                }
+                var text: String {
+                    switch self { case .line(let s): s; case .pair(let p): p.joined(separator: " ") }
+                }
+            }
+            var model: Model
+        }
+        let f: File
+        do { f = try JSONDecoder().decode(File.self, from: Data(contentsOf: url)) } catch {
+            throw TokenizerError.unreadable(file: url.path, reason: "not a tokenizer.json with a BPE model: \(error)")
+        }
+        guard f.model.type == nil || f.model.type == "BPE" else {
+            throw TokenizerError.unsupported(file: url.path, field: "model.type", value: f.model.type ?? "")
+        }
+        guard f.model.end_of_word_suffix == "</w>" else {
+            throw TokenizerError.invalid(file: url.path, field: "model.end_of_word_suffix",
+                                         reason: "CLIP's BPE marks word ends with \"</w>\"; this is not a CLIP tokenizer")
+        }
+        var pieces = [String](repeating: "", count: (f.model.vocab.values.max() ?? -1) + 1)
+        for (k, v) in f.model.vocab where v >= 0 { pieces[v] = k }
+        try self.init(pieces: pieces, mergeLines: f.model.merges.map(\.text), file: url.path,
                       specials: ("<|startoftext|>", "<|endoftext|>"))
     }
 

@@ -15,7 +15,8 @@ final class CLIPTokenizerTests: XCTestCase {
         let fromOpenCLIP = try CLIPTokenizer(bpeVocabulary: String(contentsOf: dir.appendingPathComponent("bpe_simple_vocab_prefix.txt"), encoding: .utf8))
         let fromHF = try CLIPTokenizer(vocabJSON: dir.appendingPathComponent("vocab.json"),
                                        mergesTXT: dir.appendingPathComponent("merges.txt"))
-        for tok in [fromOpenCLIP, fromHF] {
+        let fromJSON = try CLIPTokenizer(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"))
+        for tok in [fromOpenCLIP, fromHF, fromJSON] {
             XCTAssertEqual(tok.startOfTextId, f.start_of_text)
             XCTAssertEqual(tok.endOfTextId, f.end_of_text)
             for c in f.cases {
