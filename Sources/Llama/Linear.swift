@@ -3,9 +3,10 @@
 // of a distribution is chaotic: one rounding difference picks another token):
 // - ggml types that decompose into small integers (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q6_K) are re-laid out in
 //   16-output panels that QuantPanelGEMM expands in registers (~1.5 bytes per weight read);
+//   Few rows rebuild weights in registers; more rows expand one panel at a time to Float in L2 and
+//   share it across the rows (same values, same accumulation order, so the same results);
 // - Float panels for PackedGEMM (which beats OpenBLAS here: OpenBLAS repacks all of W on every call)
-//   for dense checkpoints, and beside the Int8 panels for batches when memory allows. Both kernels hold
-//   the same weight values and accumulate in the same order, so they give identical results;
+//   for dense checkpoints and other ggml types;
 // - large models of other ggml types may skip the Float copy and dequantize tiles on the fly.
 import Foundation
 import ModelFiles
@@ -33,10 +34,6 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// (Measured single-threaded at batch 32 on SmolLM2: Float panels 128 ms per decode step,
     /// dequantized row tiles 160 ms, dequantize-and-transpose into panels 304 ms.)
     public static let smallBatchRows = 64
-    /// With both copies, up to this many rows read the Int8 panels (memory-bound: fewer bytes win), more
-    /// rows the Float panels (compute-bound: no rebuilding). The weights and the order of accumulation
-    /// are the same in both kernels, so the choice never changes a result.
-    public static let quantPanelRows = 8
 
     public init(dense: [Float], out: Int, in inFeatures: Int, bias: [Float]? = nil) {
         precondition(dense.count == out * inFeatures)
@@ -49,8 +46,7 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
         }
     }
 
-    /// `keepDense`: also keep a Float panel copy (fast prefill and large batches; without it, types that
-    /// do not decompose are dequantized in tiles on the fly).
+    /// `keepDense`: for ggml types that do not decompose, keep a Float panel copy (else tiles on the fly).
     public init(quantized: QuantizedRows, out: Int, in inFeatures: Int, keepDense: Bool, bias: [Float]? = nil) {
         outFeatures = out; self.inFeatures = inFeatures
         self.quantized = quantized
@@ -61,7 +57,7 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
                 decomposeRow(q.type, q.base + r * q.rowBytes, q: qs, scales: scales, offsets: offsets, count: n)
             }
         }
-        if keepDense {
+        if keepDense && quantPanels == nil {
             let q = quantized, n = inFeatures
             packed = PackedWeight(n: out, k: n) { r, dst in dequantizeRow(q.type, q.base + r * q.rowBytes, dst, count: n) }
         }
@@ -80,7 +76,7 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// y[rows, out] = x[rows, in] W^T + b
     public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
         guard rows > 0 else { return }
-        if let qp = quantPanels, rows <= Linear.quantPanelRows || packed == nil {
+        if let qp = quantPanels {
             withBias(bias) { QuantPanelGEMM.linear(y, x, qp, bias: $0, m: rows) }
         } else if let p = packed {
             withBias(bias) { PackedGEMM.linear(y, x, p, bias: $0, m: rows) }

@@ -41,25 +41,65 @@ public final class QuantPanelWeight: @unchecked Sendable {  // reason: written o
 }
 
 public enum QuantPanelGEMM {
+    /// Up to this many rows the kernel rebuilds weights in registers for each row block; more rows
+    /// first expand a whole panel to Float in a cache-resident buffer (the conversion is then shared
+    /// by every row) and run PackedGEMM's kernel on it. Same weights, same accumulation order: the
+    /// choice never changes a result.
+    public static let expandRows = 8
+
     /// y[m, n] = x[m, k] · W^T (+ bias).
     public static func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: QuantPanelWeight,
                               bias: UnsafePointer<Float>?, m: Int) {
-        let n = w.n, k = w.k
-        let slab = max(4, (96 * 1024 / max(k, 1)) / 4 * 4)
-        var s0 = 0
-        while s0 < m {
-            let rows = min(slab, m - s0)
-            parallelChunks(w.panels, minPerChunk: m < 4 ? 8 : 2) { range in
-                for p in range {
-                    var r0 = s0
-                    while r0 < s0 + rows {
-                        let mr = min(4, s0 + rows - r0)
-                        panel(y, x, w.data + p * w.groups * QuantPanelWeight.groupBytes, w.groups, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr)
-                        r0 += mr
+        let n = w.n, k = w.k, groups = w.groups
+        if m > expandRows {
+            // Rows in slabs that keep x in L2; each slab re-expands the panels (cheap next to the GEMM).
+            let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)
+            var s0 = 0
+            while s0 < m {
+                let rows = min(slab, m - s0)
+                parallelChunks(w.panels, minPerChunk: 2) { range in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * k) { buf in
+                        let fp = buf.baseAddress!
+                        for p in range {
+                            expand(fp, w.data + p * groups * QuantPanelWeight.groupBytes, groups: groups)
+                            var r0 = s0
+                            while r0 < s0 + rows {
+                                let mr = min(6, s0 + rows - r0)
+                                PackedGEMM.panel(y, x, fp, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr)
+                                r0 += mr
+                            }
+                        }
                     }
                 }
+                s0 += rows
             }
-            s0 += rows
+            return
+        }
+        parallelChunks(w.panels, minPerChunk: 8) { range in
+            for p in range {
+                var r0 = 0
+                while r0 < m {
+                    let mr = min(4, m - r0)
+                    panel(y, x, w.data + p * groups * QuantPanelWeight.groupBytes, groups, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr)
+                    r0 += mr
+                }
+            }
+        }
+    }
+
+    /// One panel's weights as Float [k][16], exactly as `panel` rebuilds them.
+    @inline(__always)
+    static func expand(_ out: UnsafeMutablePointer<Float>, _ wp: UnsafeRawPointer, groups: Int) {
+        for g in 0..<groups {
+            let gp = wp + g * QuantPanelWeight.groupBytes
+            let sLo = gp.load(as: SIMD8<Float>.self), sHi = gp.load(fromByteOffset: 32, as: SIMD8<Float>.self)
+            let oLo = gp.load(fromByteOffset: 64, as: SIMD8<Float>.self), oHi = gp.load(fromByteOffset: 96, as: SIMD8<Float>.self)
+            for j in 0..<16 {
+                let q = gp.load(fromByteOffset: 128 + 16 * j, as: SIMD16<Int8>.self)
+                let o = out + (16 * g + j) * 16
+                store8(o, widen(q.lowHalf) * sLo + oLo)
+                store8(o + 8, widen(q.highHalf) * sHi + oHi)
+            }
         }
     }
 
