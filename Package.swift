@@ -48,7 +48,7 @@ let package = Package(
                     swiftSettings: fastMath),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
-        .testTarget(name: "CLIPTests", dependencies: ["CLIP"], resources: [.copy("Fixtures")],
+        .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "ConceptsTests", dependencies: ["Concepts"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),

@@ -53,60 +53,49 @@ func benchGenerate(_ path: String) throws {
 }
 
 func benchGEMM() {
-    func gflops(m: Int, n: Int, k: Int) -> Double {
+    enum Kernel: String { case openBLAS = "OpenBLAS", packed = "Float panels", int8 = "Int8 panels (engine)", smallBatch = "small-batch" }
+    /// GFLOP/s of y[m, n] = x[m, k] W^T with one kernel, best of five.
+    func gflops(_ kernel: Kernel, m: Int, n: Int, k: Int) -> Double {
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
         var c = [Float](repeating: 0, count: m * n)
+        let packed = kernel == .packed ? PackedWeight(n: n, k: k) { _, dst in for j in 0..<k { dst[j] = 0.25 } } : nil
+        let int8 = kernel == .int8 ? QuantPanelWeight(n: n, k: k) { _, q, s, o in
+            for j in 0..<k { q[j] = Int8(j % 7) - 3 }
+            for g in 0..<(k / 16) { s[g] = 0.01; o[g] = 0.002 }
+        } : nil
         var best = Double.infinity
         for _ in 0..<5 {
             let t = now()
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                BLAS.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
+                switch kernel {
+                case .openBLAS: BLAS.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
+                case .packed: PackedGEMM.linear(cp.baseAddress!, ap.baseAddress!, packed!, bias: nil, m: m)
+                case .int8: QuantPanelGEMM.linear(cp.baseAddress!, ap.baseAddress!, int8!, bias: nil, m: m)
+                case .smallBatch: SmallBatchGEMM.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
+                }
             } } }
             best = min(best, now() - t)
         }
         return 2 * Double(m * n * k) / best / 1e9
     }
-    func gflopsPacked(m: Int, n: Int, k: Int) -> Double {
-        let a = [Float](repeating: 0.5, count: m * k)
-        let w = PackedWeight(n: n, k: k) { _, dst in for j in 0..<k { dst[j] = 0.25 } }
-        var c = [Float](repeating: 0, count: m * n)
-        var best = Double.infinity
-        for _ in 0..<5 {
-            let t = now()
-            a.withUnsafeBufferPointer { ap in c.withUnsafeMutableBufferPointer { cp in
-                PackedGEMM.linear(cp.baseAddress!, ap.baseAddress!, w, bias: nil, m: m)
-            } }
-            best = min(best, now() - t)
-        }
-        return 2 * Double(m * n * k) / best / 1e9
+    // SmolLM2 shapes at a batch-32 x 12-token prefill (384 rows), at batch-32 decoding (32 rows) and at
+    // batch 1, and CLIP ViT-B/32's MLP. Our kernels run first: OpenBLAS's idle threads spin for a while
+    // after each call and would slow whatever runs next.
+    let shapes = [(384, 576, 576, "q/o proj prefill"), (384, 1536, 576, "gate/up prefill"), (384, 576, 1536, "down prefill"),
+                  (32, 1536, 576, "gate/up decode b32"), (32, 49152, 576, "lm head decode b32"),
+                  (1, 1536, 576, "gate/up decode b1"), (1600, 3072, 768, "CLIP B/32 mlp b32")]
+    var ours: [[(Kernel, Double)]] = []
+    for (m, n, k, _) in shapes {
+        ours.append([Kernel.int8, .packed, .smallBatch].filter { $0 != .smallBatch || m <= 64 }.map { ($0, gflops($0, m: m, n: n, k: k)) })
     }
-    func gflopsSmall(m: Int, n: Int, k: Int) -> Double {
-        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
-        var c = [Float](repeating: 0, count: m * n)
-        var best = Double.infinity
-        for _ in 0..<5 {
-            let t = now()
-            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                SmallBatchGEMM.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
-            } } }
-            best = min(best, now() - t)
-        }
-        return 2 * Double(m * n * k) / best / 1e9
-    }
-    let peak = gflops(m: 2048, n: 2048, k: 2048)
+    Thread.sleep(forTimeInterval: 0.5)
+    let peak = gflops(.openBLAS, m: 2048, n: 2048, k: 2048)
     print(String(format: "gemm peak (OpenBLAS 2048^3, same run): %.1f GFLOP/s", peak))
-    // SmolLM2 shapes at batch 32 x 12-token prefill (384 rows) and at batch-32 decoding (32 rows).
-    for (m, n, k, what) in [(384, 576, 576, "q/o proj prefill"), (384, 1536, 576, "gate/up prefill"),
-                            (384, 576, 1536, "down prefill"), (384, 49152, 576, "lm head prefill"),
-                            (32, 1536, 576, "gate/up decode b32"), (32, 49152, 576, "lm head decode b32"),
-                            (1600, 3072, 768, "CLIP B/32 mlp b32")] {
-        let g = gflops(m: m, n: n, k: k)
-        print(String(format: "gemm %-20@ m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", what, m, n, k, g, 100 * g / peak))
-        let pk = gflopsPacked(m: m, n: n, k: k)
-        print(String(format: "  packed kernel       m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", m, n, k, pk, 100 * pk / peak))
-        if m <= 64 {
-            let s = gflopsSmall(m: m, n: n, k: k)
-            print(String(format: "  small-batch kernel  m=%5d n=%5d k=%5d: %6.1f GFLOP/s = %3.0f%% of peak", m, n, k, s, 100 * s / peak))
+    for ((m, n, k, what), mine) in zip(shapes, ours) {
+        let g = gflops(.openBLAS, m: m, n: n, k: k)
+        print(String(format: "gemm %-20@ m=%5d n=%5d k=%5d: OpenBLAS %6.1f GFLOP/s = %3.0f%% of peak", what, m, n, k, g, 100 * g / peak))
+        for (kernel, v) in mine {
+            print(String(format: "     %-22@ %6.1f GFLOP/s = %3.0f%% of peak", kernel.rawValue, v, 100 * v / peak))
         }
     }
 }
