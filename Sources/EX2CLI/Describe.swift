@@ -41,12 +41,31 @@ struct Describe: ParsableCommand {
             params: SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens),
             seed: seed, batchSize: batchSize)
         let bar = ProgressBar(label: "describing", unit: "descriptions")
-        let result = try Describing.run(request) { done, total in bar.update(done, of: total); return true }
+        // Ctrl-C stops after the batch in flight; what is done is still written.
+        Interrupt.install()
+        let result = try Describing.run(request) { done, total in bar.update(done, of: total); return !Interrupt.requested }
         bar.finish()
         try Describing.write(result, to: URL(fileURLWithPath: output))
+        if Interrupt.requested {
+            let done = result.descriptions.reduce(0) { $0 + $1.filter { !$0.isEmpty }.count }
+            FileHandle.standardError.write(Data("interrupted: wrote the \(done) descriptions finished so far to \(output) (the others are empty strings)\n".utf8))
+            throw ExitCode(130)
+        }
         for (name, ds) in zip(result.classNames, result.descriptions) {
             print("\(name): \(ds.first.map { $0.replacingOccurrences(of: "\n", with: " ") } ?? "")")
         }
         print("wrote \(result.descriptions.reduce(0) { $0 + $1.count }) descriptions of \(result.classNames.count) concepts to \(output)")
+    }
+}
+
+/// SIGINT as a flag that long loops poll, so they can save their work before exiting.
+enum Interrupt {
+    nonisolated(unsafe) static var requested = false
+    static func install() {
+        signal(SIGINT) { _ in
+            // A second Ctrl-C exits at once.
+            if Interrupt.requested { _exit(130) }
+            Interrupt.requested = true
+        }
     }
 }
