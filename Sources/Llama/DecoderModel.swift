@@ -85,7 +85,6 @@ public final class DecoderModel: @unchecked Sendable {  // reason: weights immut
         for t in 0..<T { embedding.row(ids[t], into: x + t * H) }
         if c.embeddingScale != 1 { Vec.scale(x, c.embeddingScale, T * H) }
 
-        let shape = AttentionShape(heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
         positions.withUnsafeBufferPointer { posBuf in
             let pos = posBuf.baseAddress!
             for (l, w) in layers.enumerated() {
