@@ -5,6 +5,7 @@
 // interrupted write never leaves a half entry under a real name; every entry carries its key and a
 // checksum, and one that does not read back cleanly is treated as absent and recomputed.
 import Foundation
+import ModelFiles
 
 public struct ImageEmbeddingCache: Sendable {
     public let directory: URL
@@ -82,10 +83,4 @@ private func readU32(_ b: [UInt8], _ o: Int) -> UInt32 {
 
 private func appendU32(_ b: inout [UInt8], _ v: UInt32) {
     b.append(UInt8(v & 0xff)); b.append(UInt8(v >> 8 & 0xff)); b.append(UInt8(v >> 16 & 0xff)); b.append(UInt8(v >> 24))
-}
-
-extension SHA256 {
-    static func digest<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        var s = SHA256(); s.update(bytes); return s.finalize()
-    }
 }

@@ -2,6 +2,7 @@
 // rewritten, writes leave no temporary files, and the key follows file content, not file names.
 @testable import CLIP
 import Foundation
+import ModelFiles
 import XCTest
 
 final class EmbeddingCacheTests: XCTestCase {

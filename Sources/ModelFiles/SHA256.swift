@@ -1,7 +1,9 @@
-// SHA-256 (FIPS 180-4), because Foundation on Linux has no digest API and the embedding cache needs a
-// content hash that two different image files will never share. Written from the standard's description.
+// SHA-256 (FIPS 180-4), because Foundation on Linux has no digest API and the embedding cache (and the
+// tests' image fingerprints) need a content hash that two different files will never share. Written from the standard's description.
 
-struct SHA256 {
+public struct SHA256 {
+    public init() {}
+
     private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
@@ -17,7 +19,7 @@ struct SHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         length &+= UInt64(bytes.count)
         pending.append(contentsOf: bytes)
         var start = 0
@@ -28,9 +30,9 @@ struct SHA256 {
         if start > 0 { pending.removeFirst(start) }
     }
 
-    mutating func update(_ string: String) { update(Array(string.utf8)) }
+    public mutating func update(_ string: String) { update(Array(string.utf8)) }
 
-    mutating func finalize() -> [UInt8] {
+    public mutating func finalize() -> [UInt8] {
         let bits = length &* 8
         var tail: [UInt8] = [0x80]
         while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
@@ -42,7 +44,7 @@ struct SHA256 {
         return h.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * UInt32($0))) } }
     }
 
-    static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         var s = SHA256(); s.update(bytes)
         return s.finalize().map { String($0, radix: 16).leftPad(2) }.joined()
     }
@@ -65,6 +67,12 @@ struct SHA256 {
             hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
         }
         h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+    }
+}
+
+extension SHA256 {
+    public static func digest<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
+        var s = SHA256(); s.update(bytes); return s.finalize()
     }
 }
 
