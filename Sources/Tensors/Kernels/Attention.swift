@@ -25,47 +25,37 @@ public enum Attention {
                                probs: UnsafeMutablePointer<Float>? = nil, probsStride: Int = 0) {
         let hd = shape.headDim, group = shape.heads / shape.kvHeads
         parallelFor(rows * shape.heads, minPerChunk: 2) { item in
-            let t = item / shape.heads, h = item % shape.heads, g = h / group
-            let p = queryPositions[t]
-            var lo = keyStart
-            if let window { lo = max(lo, p - window + 1) }
-            let n = p - lo + 1
-            let qv = q + t * qStride + h * hd
-            let o = out + t * outStride + h * hd
-            for i in 0..<hd { o[i] = 0 }
-            guard n > 0 else { return }
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { s in
-                let sp = s.baseAddress!
-                for j in 0..<n { sp[j] = Vec.dot(qv, keys + (lo + j) * kvStride + g * hd, hd) * scale }
-                Softmax.softmaxRow(sp, n)
-                for j in 0..<n { Vec.axpy(o, sp[j], values + (lo + j) * kvStride + g * hd, hd) }
-                if let probs {
-                    let pr = probs + t * probsStride * shape.heads + h * probsStride
-                    for j in 0..<probsStride { pr[j] = 0 }
-                    for j in 0..<n where lo + j < probsStride { pr[lo + j] = sp[j] }
-                }
-            }
+            let t = item / shape.heads, h = item % shape.heads
+            attendHead(out + t * outStride + h * hd, q: q + t * qStride + h * hd, keys: keys, values: values,
+                       kvStride: kvStride, kvOffset: (h / group) * hd, position: queryPositions[t], headDim: hd,
+                       scale: scale, window: window, keyStart: keyStart,
+                       probs: probs.map { $0 + t * probsStride * shape.heads + h * probsStride }, probsCount: probsStride)
         }
     }
 
     /// One query head against the keys of one sequence: out = softmax(scale q·k_j) v_j over
     /// j in [max(keyStart, position - window + 1), position]. `keys`/`values` point at the sequence's
     /// position 0; `kvOffset` selects the key/value head inside each row of `kvStride` floats.
+    /// `probs`, when given, receives the weights by key position for positions < probsCount (zero
+    /// outside the mask).
     @inline(__always)
     public static func attendHead(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
                                   keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                                   kvStride: Int, kvOffset: Int, position p: Int, headDim hd: Int,
-                                  scale: Float, window: Int? = nil, keyStart: Int = 0) {
+                                  scale: Float, window: Int? = nil, keyStart: Int = 0,
+                                  probs: UnsafeMutablePointer<Float>? = nil, probsCount: Int = 0) {
         var lo = keyStart
         if let window { lo = max(lo, p - window + 1) }
         let n = p - lo + 1
         for i in 0..<hd { out[i] = 0 }
+        if let probs { for j in 0..<probsCount { probs[j] = 0 } }
         guard n > 0 else { return }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { s in
             let sp = s.baseAddress!
             for j in 0..<n { sp[j] = Vec.dot(q, keys + (lo + j) * kvStride + kvOffset, hd) * scale }
             Softmax.softmaxRow(sp, n)
             for j in 0..<n { Vec.axpy(out, sp[j], values + (lo + j) * kvStride + kvOffset, hd) }
+            if let probs { for j in 0..<n where lo + j < probsCount { probs[lo + j] = sp[j] } }
         }
     }
 }
