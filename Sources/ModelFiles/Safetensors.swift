@@ -30,13 +30,7 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
     private let data: Data
 
     public convenience init(url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .alwaysMapped)
-        } catch {
-            throw ModelFileError.unreadable(file: url.path, reason: error.localizedDescription)
-        }
-        try self.init(data: data, url: url)
+        try self.init(data: mapModelFile(url), url: url)
     }
 
     /// Parses bytes already in memory; `url` only names them in errors. Used by the fuzz tests.
