@@ -107,21 +107,19 @@ func benchMatvec(_ path: String) throws {
         let x = [Float](repeating: 0.01, count: lin.inFeatures)
         var y = [Float](repeating: 0, count: lin.outFeatures * 4)
         for rows in [1, 2] {
-            for mode in ["engine"] {
-                var best = Double.infinity
-                for _ in 0..<20 {
-                    let t = now()
-                    x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
-                        let xx = UnsafeMutablePointer<Float>.allocate(capacity: lin.inFeatures * rows)
-                        for r in 0..<rows { (xx + r * lin.inFeatures).update(from: xp.baseAddress!, count: lin.inFeatures) }
-                        lin.forward(yp.baseAddress!, xx, rows: rows)
-                        xx.deallocate()
-                    } }
-                    best = min(best, now() - t)
-                }
-                let elems = Double(lin.inFeatures * lin.outFeatures)
-                print(String(format: "matvec %-8@ %@ rows=%d %-9@ %.3f ms  %.2f Gweights/s", name, lin.quantized?.type.name ?? "-", rows, mode, best * 1e3, elems / best / 1e9))
+            var best = Double.infinity
+            for _ in 0..<20 {
+                let t = now()
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                    let xx = UnsafeMutablePointer<Float>.allocate(capacity: lin.inFeatures * rows)
+                    for r in 0..<rows { (xx + r * lin.inFeatures).update(from: xp.baseAddress!, count: lin.inFeatures) }
+                    lin.forward(yp.baseAddress!, xx, rows: rows)
+                    xx.deallocate()
+                } }
+                best = min(best, now() - t)
             }
+            let elems = Double(lin.inFeatures * lin.outFeatures)
+            print(String(format: "matvec %-8@ %@ rows=%d %.3f ms  %.2f Gweights/s", name, lin.quantized?.type.name ?? "-", rows, best * 1e3, elems / best / 1e9))
         }
     }
 }
