@@ -11,7 +11,7 @@ let fastMath: [SwiftSetting] = [
 
 let package = Package(
     name: "EX2",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ex2", targets: ["EX2CLI"]),
         .library(name: "EX2", targets: ["EX2"]),

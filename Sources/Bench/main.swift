@@ -52,7 +52,7 @@ func benchGenerate(_ path: String) throws {
                  (path as NSString).lastPathComponent, batch, new, promptTokens, load, best, tps))
 }
 
-func benchGEMM() {
+func benchGEMM(_ custom: [String]) {
     enum Kernel: String { case openBLAS = "OpenBLAS", packed = "Float panels", int8 = "Int8 panels (engine)", smallBatch = "small-batch" }
     /// GFLOP/s of y[m, n] = x[m, k] W^T with one kernel, best of five.
     func gflops(_ kernel: Kernel, m: Int, n: Int, k: Int) -> Double {
@@ -81,7 +81,11 @@ func benchGEMM() {
     // SmolLM2 shapes at a batch-32 x 12-token prefill (384 rows), at batch-32 decoding (32 rows) and at
     // batch 1, and CLIP ViT-B/32's MLP. Our kernels run first: OpenBLAS's idle threads spin for a while
     // after each call and would slow whatever runs next.
-    let shapes = [(384, 576, 576, "q/o proj prefill"), (384, 1536, 576, "gate/up prefill"), (384, 576, 1536, "down prefill"),
+    let given: [(Int, Int, Int, String)] = custom.compactMap { arg in
+        let v = arg.split(separator: ",").compactMap { Int($0) }
+        return v.count == 3 ? (v[0], v[1], v[2], "given") : nil
+    }
+    let shapes = !given.isEmpty ? given : [(384, 576, 576, "q/o proj prefill"), (384, 1536, 576, "gate/up prefill"), (384, 576, 1536, "down prefill"),
                   (32, 1536, 576, "gate/up decode b32"), (32, 49152, 576, "lm head decode b32"),
                   (1, 1536, 576, "gate/up decode b1"), (1600, 3072, 768, "CLIP B/32 mlp b32")]
     var ours: [[(Kernel, Double)]] = []
@@ -127,10 +131,10 @@ func benchMatvec(_ path: String) throws {
 let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "generate" where args.count > 2: try benchGenerate(args[2])
-case "gemm": benchGEMM()
+case "gemm": benchGEMM(Array(args.dropFirst(2)))
 case "clip": try benchCLIP()
 case "matvec" where args.count > 2: try benchMatvec(args[2])
 default:
-    print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] | ex2-bench gemm")
+    print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] | ex2-bench gemm [M,N,K ...]")
     exit(2)
 }
