@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release -Xswiftc -enable-testing --build-tests
+# AVX-512 code must stay inside the kernels that run only after a CPU check.
+scripts/check-isa.sh .build/release/ex2 .build/release/ex2-bench .build/release/*.xctest
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

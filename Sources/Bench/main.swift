@@ -48,8 +48,8 @@ func benchGenerate(_ path: String) throws {
     let step = (now() - t) / 4
     print(String(format: "  prefill %.1f ms, decode step %.1f ms (forward only, no sampling)", prefill * 1e3, step * 1e3))
     let tps = Double(batch * new) / best
-    print(String(format: "generate model=%@ batch=%d new=%d prompt=%d load=%.2fs best=%.3fs tokens/s=%.1f",
-                 (path as NSString).lastPathComponent, batch, new, promptTokens, load, best, tps))
+    print(String(format: "generate model=%@ batch=%d new=%d prompt=%d isa=%@ load=%.2fs best=%.3fs tokens/s=%.1f",
+                 (path as NSString).lastPathComponent, batch, new, promptTokens, KernelISA.name, load, best, tps))
 }
 
 func benchGEMM(_ custom: [String]) {
@@ -94,7 +94,7 @@ func benchGEMM(_ custom: [String]) {
     }
     Thread.sleep(forTimeInterval: 0.5)
     let peak = gflops(.openBLAS, m: 2048, n: 2048, k: 2048)
-    print(String(format: "gemm peak (OpenBLAS 2048^3, same run): %.1f GFLOP/s", peak))
+    print(String(format: "gemm peak (OpenBLAS 2048^3, same run): %.1f GFLOP/s; engine kernels on %@", peak, KernelISA.name))
     for ((m, n, k, what), mine) in zip(shapes, ours) {
         let g = gflops(.openBLAS, m: m, n: n, k: k)
         print(String(format: "gemm %-20@ m=%5d n=%5d k=%5d: OpenBLAS %6.1f GFLOP/s = %3.0f%% of peak", what, m, n, k, g, 100 * g / peak))

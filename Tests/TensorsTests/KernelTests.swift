@@ -345,4 +345,60 @@ final class QuantPanelTests: XCTestCase {
             XCTAssertEqual(Double(yq[i * n + j]), ref, accuracy: 1e-4)
         } }
     }
+
+    func testAVX512KernelsEqualAVX2KernelsBitForBit() throws {
+        // The AVX-512 copies must give the AVX2 kernels' exact bits (and stay independent of the batch),
+        // or batched sampling would differ between machines. Shapes cover an odd panel count (n = 80),
+        // partial panels (n = 37), 1..8 rows (weights rebuilt in registers) and more (panels expanded).
+        guard KernelISA.cpuHasAVX512 else {
+            throw XCTSkip("this CPU has no AVX-512: only the AVX2 kernels can run here")
+        }
+        func sameBits(_ a: [UInt32], _ b: [UInt32], _ what: String, line: UInt = #line) {
+            let differing = zip(a, b).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
+            XCTAssertTrue(a.count == b.count && differing.isEmpty,
+                          "\(what): \(differing.count) of \(a.count) outputs differ, first at \(differing.first ?? -1)", line: line)
+        }
+        let saved = KernelISA.avx512
+        defer { KernelISA.avx512 = saved }
+        var rng = RandomStream(seed: 9)
+        for (n, k) in [(37, 48), (80, 96), (576, 576)] {
+            var q = [Int8](repeating: 0, count: n * k)
+            for i in q.indices { q[i] = Int8(truncatingIfNeeded: rng.next() % 255) }
+            let scales = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.05 }
+            let offsets = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.2 - 0.1 }
+            let qp = QuantPanelWeight(n: n, k: k) { r, qs, s, o in
+                for c in 0..<k { qs[c] = q[r * k + c] }
+                for g in 0..<(k / 16) { s[g] = scales[(r * k) / 16 + g]; o[g] = offsets[(r * k) / 16 + g] }
+            }
+            let fp = PackedWeight(n: n, k: k) { r, dst in
+                for c in 0..<k { dst[c] = Float(q[r * k + c]) * scales[(r * k + c) / 16] + offsets[(r * k + c) / 16] }
+            }
+            let bias = (0..<n).map { _ in rng.nextFloat() - 0.5 }
+            for m in [1, 3, 8, 9, 32, 200] {
+                let x = (0..<(m * k)).map { _ in rng.nextFloat() * 2 - 1 }
+                for withBias in [false, true] {
+                    func run(_ avx512: Bool, packed: Bool, rows: Int, from: Int = 0) -> [UInt32] {
+                        KernelISA.avx512 = avx512
+                        var y = [Float](repeating: .nan, count: rows * n)
+                        x.withUnsafeBufferPointer { xp in bias.withUnsafeBufferPointer { bp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                let b = withBias ? bp.baseAddress! : nil, xs = xp.baseAddress! + from * k
+                                if packed { PackedGEMM.linear(yp.baseAddress!, xs, fp, bias: b, m: rows) }
+                                else { QuantPanelGEMM.linear(yp.baseAddress!, xs, qp, bias: b, m: rows) }
+                            }
+                        } }
+                        return y.map(\.bitPattern)
+                    }
+                    let what = "n=\(n) k=\(k) m=\(m) bias=\(withBias)"
+                    let quant2 = run(false, packed: false, rows: m), quant512 = run(true, packed: false, rows: m)
+                    sameBits(quant512, quant2, "Int8 panels, AVX-512 vs AVX2, \(what)")
+                    sameBits(run(true, packed: true, rows: m), run(false, packed: true, rows: m), "Float panels, AVX-512 vs AVX2, \(what)")
+                    sameBits(run(true, packed: true, rows: m), quant512, "Float vs Int8 panels on AVX-512, \(what)")
+                    let last = m - 1
+                    sameBits(run(true, packed: false, rows: 1, from: last), Array(quant512[last * n..<m * n]),
+                             "AVX-512: last row alone vs in the batch, \(what)")
+                }
+            }
+        }
+    }
 }

@@ -2,7 +2,8 @@
 // scales, the 16 offsets, then q[16 k][16 outputs] as Int8. The kernel rebuilds w = Float(q) * scale +
 // offset in registers (4 rows x 16 outputs: 8 accumulators, 2 weight vectors, 4 scale/offset vectors) (the model file's exact values) and accumulates exactly as PackedGEMM does, so a
 // row's result never depends on how many rows share the call: batched decoding equals unbatched bit for
-// bit. About 1.5 bytes per weight cross the memory bus instead of 4.
+// bit. About 1.5 bytes per weight cross the memory bus instead of 4. On AVX-512 CPUs the same arithmetic
+// runs 16 lanes wide (TensorsAVX512), with the same bits.
 
 public final class QuantPanelWeight: @unchecked Sendable {  // reason: written once at load, then read-only
     public let n: Int, k: Int, panels: Int, groups: Int
@@ -40,6 +41,8 @@ public final class QuantPanelWeight: @unchecked Sendable {  // reason: written o
     deinit { data.deallocate() }
 }
 
+import TensorsAVX512
+
 public enum QuantPanelGEMM {
     /// Up to this many rows the kernel rebuilds weights in registers for each row block; more rows
     /// first expand a whole panel to Float in a cache-resident buffer (the conversion is then shared
@@ -57,6 +60,17 @@ public enum QuantPanelGEMM {
             var s0 = 0
             while s0 < m {
                 let rows = min(slab, m - s0)
+                if KernelISA.avx512 {
+                    parallelChunks(w.panels, minPerChunk: 2) { range in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 * k) { buf in
+                            quantPanelsExpanded512(y, x, w.data, groups: groups, bias: bias, n: n, k: k,
+                                                   panelLo: range.lowerBound, panelHi: range.upperBound,
+                                                   rowLo: s0, rowHi: s0 + rows, buffer: buf.baseAddress!)
+                        }
+                    }
+                    s0 += rows
+                    continue
+                }
                 parallelChunks(w.panels, minPerChunk: 2) { range in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * k) { buf in
                         let fp = buf.baseAddress!
@@ -64,7 +78,7 @@ public enum QuantPanelGEMM {
                             expand(fp, w.data + p * groups * QuantPanelWeight.groupBytes, groups: groups)
                             var r0 = s0
                             while r0 < s0 + rows {
-                                let mr = min(6, s0 + rows - r0)
+                                let mr = PackedGEMM.rowBlock(s0 + rows - r0)
                                 PackedGEMM.panel(y, x, fp, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr)
                                 r0 += mr
                             }
@@ -72,6 +86,13 @@ public enum QuantPanelGEMM {
                     }
                 }
                 s0 += rows
+            }
+            return
+        }
+        if KernelISA.avx512 {
+            parallelChunks(w.panels, minPerChunk: 8) { range in
+                quantPanelsRebuild512(y, x, w.data, groups: groups, bias: bias, n: n, k: k,
+                                      panelLo: range.lowerBound, panelHi: range.upperBound, m: m)
             }
             return
         }

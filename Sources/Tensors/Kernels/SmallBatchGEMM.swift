@@ -4,6 +4,8 @@
 // of 8-lane accumulators (8 + 4 + 1 of AVX2's 16 registers; 4 × 3 spilled and ran at half the speed),
 // k in steps of 8. Measured (ex2-bench gemm): m=32 n=1536 k=576 158 GFLOP/s vs OpenBLAS 151.
 
+import TensorsAVX512
+
 public enum SmallBatchGEMM {
     /// Work splits over the cores by weight rows. Requires k % 8 == 0.
     public static func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
@@ -106,11 +108,19 @@ public enum PackedGEMM {
         var s0 = 0
         while s0 < m {
             let rows = min(slab, m - s0)
+            if KernelISA.avx512 {
+                parallelChunks(w.panels, minPerChunk: 2) { range in
+                    packedPanels512(y, x, w.data, bias: bias, n: n, k: k, panelLo: range.lowerBound, panelHi: range.upperBound,
+                                    rowLo: s0, rowHi: s0 + rows)
+                }
+                s0 += rows
+                continue
+            }
             parallelChunks(w.panels, minPerChunk: 2) { range in
                 for p in range {
                     var r0 = s0
                     while r0 < s0 + rows {
-                        let mr = min(6, s0 + rows - r0)
+                        let mr = rowBlock(s0 + rows - r0)
                         panel(y, x, w.data + p * 16 * k, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr)
                         r0 += mr
                     }
@@ -118,6 +128,14 @@ public enum PackedGEMM {
             }
             s0 += rows
         }
+    }
+
+    /// Rows for the next kernel call when `remaining` rows are left: 6 while that leaves at least 4, so no
+    /// call runs with one or two rows (4 accumulator chains cannot hide the FMA latency; 32 rows go as
+    /// 6+6+6+6+4+4, not 6+6+6+6+6+2). Which rows share a call never changes their results.
+    @inline(__always)
+    static func rowBlock(_ remaining: Int) -> Int {
+        remaining <= 6 ? remaining : remaining >= 10 ? 6 : remaining - remaining / 2
     }
 
     @inline(__always)
