@@ -56,27 +56,20 @@ struct CLIPTransformer: Sendable {
 
 /// y[rows, out] = x W^T + b.
 func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int) {
-    l.weight.withUnsafeBufferPointer { w in
-        if let bias = l.bias {
-            bias.withUnsafeBufferPointer { b in
-                BLAS.linear(y, x, w.baseAddress!, bias: b.baseAddress!, m: rows, n: l.outFeatures, k: l.inFeatures)
-            }
-        } else {
-            BLAS.linear(y, x, w.baseAddress!, bias: nil, m: rows, n: l.outFeatures, k: l.inFeatures)
-        }
+    if let bias = l.bias {
+        bias.withUnsafeBufferPointer { b in PackedGEMM.linear(y, x, l.packed, bias: b.baseAddress!, m: rows) }
+    } else {
+        PackedGEMM.linear(y, x, l.packed, bias: nil, m: rows)
     }
 }
 
-/// y[rows, out] += x W^T + b: the residual add folded into the GEMM (beta = 1).
+/// y[rows, out] += x W^T + b: the residual add after the GEMM (into a scratch of the same size).
 func addLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int) {
-    let n = l.outFeatures, k = l.inFeatures
-    l.weight.withUnsafeBufferPointer { w in
-        BLAS.gemm(transB: true, m: rows, n: n, k: k, a: x, lda: k, b: w.baseAddress!, ldb: k, beta: 1, c: y, ldc: n)
-    }
-    if let bias = l.bias {
-        bias.withUnsafeBufferPointer { b in
-            parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in Vec.add(y + r * n, b.baseAddress!, n) }
-        }
+    let n = l.outFeatures
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * n) { t in
+        let tp = t.baseAddress!
+        linear(tp, x, l, rows: rows)
+        parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in Vec.add(y + r * n, tp + r * n, n) }
     }
 }
 

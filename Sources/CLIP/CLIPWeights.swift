@@ -5,13 +5,41 @@
 // matrices used as x @ proj [W, E]; those are transposed here once so both towers only ever see
 // PyTorch Linear layout, y = x W^T + b.
 import ModelFiles
+import Tensors
 
-/// A PyTorch-layout linear layer: weight [out, in], optional bias [out].
+/// A PyTorch-layout linear layer, weight [out, in] and optional bias [out], held as the engine's Float
+/// panels (PackedGEMM): the same kernels as the language model's, AVX-512 where the CPU has it.
 struct LinearWeights: Sendable {
-    var weight: [Float]
+    let packed: PackedWeight
     var bias: [Float]?
     let outFeatures: Int
     let inFeatures: Int
+
+    init(weight: [Float], bias: [Float]?, outFeatures: Int, inFeatures: Int) {
+        precondition(weight.count == outFeatures * inFeatures, "linear weight size")
+        packed = weight.withUnsafeBufferPointer { w in
+            let base = w.baseAddress!
+            nonisolated(unsafe) let src = base
+            return PackedWeight(n: outFeatures, k: inFeatures) { r, dst in dst.update(from: src + r * inFeatures, count: inFeatures) }
+        }
+        self.bias = bias
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+    }
+
+    /// Layers with the same input, outputs stacked (q, k, v into one qkv projection).
+    init(stacking parts: [LinearWeights]) {
+        let k = parts[0].inFeatures
+        precondition(parts.allSatisfy { $0.inFeatures == k }, "stacked layers share their input")
+        var rows: [(PackedWeight, Int)] = []
+        for part in parts { for r in 0..<part.outFeatures { rows.append((part.packed, r)) } }
+        nonisolated(unsafe) let table = rows
+        packed = PackedWeight(n: rows.count, k: k) { r, dst in table[r].0.row(table[r].1, into: dst) }
+        let biases = parts.compactMap(\.bias)
+        bias = biases.count == parts.count ? biases.flatMap { $0 } : nil
+        outFeatures = rows.count
+        inFeatures = k
+    }
 }
 
 struct LayerNormWeights: Sendable {
@@ -39,7 +67,7 @@ struct TextTowerWeights: Sendable {
 }
 
 struct VisionTowerWeights: Sendable {
-    var patchEmbedding: [Float]      // [W, 3 * p * p], conv kernel flattened in (c, ky, kx) order
+    var patchEmbedding: LinearWeights // [W, 3 * p * p], conv kernel flattened in (c, ky, kx) order
     var classEmbedding: [Float]      // [W]
     var positionEmbedding: [Float]   // [tokens, W]
     var preNorm: LayerNormWeights?
@@ -129,8 +157,7 @@ enum CLIPWeightNames {
             let q = try r.linear(p + ".self_attn.q_proj", out: w, in: w)
             let k = try r.linear(p + ".self_attn.k_proj", out: w, in: w)
             let v = try r.linear(p + ".self_attn.v_proj", out: w, in: w)
-            let qkv = LinearWeights(weight: q.weight + k.weight + v.weight, bias: q.bias! + k.bias! + v.bias!,
-                                    outFeatures: 3 * w, inFeatures: w)
+            let qkv = LinearWeights(stacking: [q, k, v])
             return BlockWeights(norm1: try r.norm(p + ".layer_norm1", w), qkv: qkv,
                                 out: try r.linear(p + ".self_attn.out_proj", out: w, in: w),
                                 norm2: try r.norm(p + ".layer_norm2", w),
@@ -145,7 +172,8 @@ enum CLIPWeightNames {
             finalNorm: try r.norm("text_model.final_layer_norm", t.width),
             projection: try r.linear("text_projection", out: a.embedDim, in: t.width, bias: false))
         let vision = VisionTowerWeights(
-            patchEmbedding: try r.take("vision_model.embeddings.patch_embedding.weight", [v.width, 3, p, p]),
+            patchEmbedding: LinearWeights(weight: try r.take("vision_model.embeddings.patch_embedding.weight", [v.width, 3, p, p]), bias: nil,
+                                          outFeatures: v.width, inFeatures: 3 * p * p),
             classEmbedding: try r.take("vision_model.embeddings.class_embedding", [v.width]),
             positionEmbedding: try r.take("vision_model.embeddings.position_embedding.weight", [a.vision.tokens, v.width]),
             preNorm: try r.norm("vision_model.pre_layrnorm", v.width),
@@ -184,7 +212,8 @@ enum CLIPWeightNames {
             finalNorm: try r.norm(tp + "ln_final", t.width),
             projection: textProjection)
         let vision = VisionTowerWeights(
-            patchEmbedding: try r.take("visual.conv1.weight", [v.width, 3, p, p]),
+            patchEmbedding: LinearWeights(weight: try r.take("visual.conv1.weight", [v.width, 3, p, p]), bias: nil,
+                                          outFeatures: v.width, inFeatures: 3 * p * p),
             classEmbedding: try r.take("visual.class_embedding", [v.width]),
             positionEmbedding: try r.take("visual.positional_embedding", [a.vision.tokens, v.width]),
             preNorm: a.vision.preNorm ? try r.norm("visual.ln_pre", v.width) : nil,

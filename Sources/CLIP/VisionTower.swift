@@ -46,9 +46,7 @@ struct VisionTower: Sendable {
         }
         var embedded = [Float](repeating: 0, count: b * patches * w)
         unfolded.withUnsafeBufferPointer { u in embedded.withUnsafeMutableBufferPointer { e in
-            weights.patchEmbedding.withUnsafeBufferPointer { kernel in
-                BLAS.linear(e.baseAddress!, u.baseAddress!, kernel.baseAddress!, bias: nil, m: b * patches, n: w, k: k)
-            }
+            linear(e.baseAddress!, u.baseAddress!, weights.patchEmbedding, rows: b * patches)
         } }
 
         x.withUnsafeMutableBufferPointer { xb in
