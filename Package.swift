@@ -27,11 +27,12 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         // AVX-512 copies of the GEMM kernels, called only on CPUs that have it (Tensors' KernelISA).
-        .target(name: "TensorsAVX512", swiftSettings: [
+        .target(name: "CPrefetch", path: "Sources/CPrefetch"),
+        .target(name: "TensorsAVX512", dependencies: ["CPrefetch"], swiftSettings: [
             .unsafeFlags(["-target-cpu", "skylake-avx512"]),
             .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
         ]),
-        .target(name: "Tensors", dependencies: ["COpenBLAS", "TensorsAVX512"], swiftSettings: fastMath),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CPrefetch", "TensorsAVX512"], swiftSettings: fastMath),
         .target(name: "ModelFiles", dependencies: ["Tensors"], swiftSettings: fastMath),
         .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: fastMath),
         .target(name: "Imaging", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fastMath),

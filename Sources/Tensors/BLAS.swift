@@ -4,7 +4,8 @@ import COpenBLAS
 
 public enum BLAS {
     /// Number of threads OpenBLAS may use for one call. Our own `parallelFor` loops never run at the same
-    /// time as a BLAS call, so both use every core without oversubscribing.
+    /// time as a BLAS call, and every call first sends our idle workers to sleep (they would otherwise
+    /// spin for a few milliseconds), so both use every core without oversubscribing.
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
@@ -20,6 +21,7 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        WorkerPool.shared.park()  // our spinning workers would compete with OpenBLAS's threads
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

@@ -8,6 +8,9 @@
 // already running on the other core and picks the next loop up within a microsecond.
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum Parallel {
     /// Cores we use; EX2_THREADS overrides (1 makes every loop serial, useful when profiling).
@@ -50,6 +53,7 @@ final class WorkerPool: @unchecked Sendable {  // reason: job fields are publish
     private let nextChunk = Atomic<Int>(0)
     private let finished = Atomic<Int>(0)  // workers done with the current generation
     private let sleepers = Atomic<Int>(0)
+    private let parked = Atomic<Bool>(false)
     private let condition = NSCondition()
     // Written by the caller before `generation` is bumped; read by workers after they see the new value.
     private var job: ((Int) -> Void)?
@@ -71,6 +75,7 @@ final class WorkerPool: @unchecked Sendable {  // reason: job fields are publish
         guard workers > 0, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             return false
         }
+        parked.store(false, ordering: .relaxed)
         withoutActuallyEscaping(body) { body in
             job = body
             chunkCount = chunks
@@ -82,11 +87,22 @@ final class WorkerPool: @unchecked Sendable {  // reason: job fields are publish
             }
             work()
             // Every worker must be out of this generation before `body` (and the job) go away.
-            while finished.load(ordering: .acquiring) < workers {}
+            // Yield while waiting: a worker the kernel queued on this core can only run if we let it.
+            var spins = 0
+            while finished.load(ordering: .acquiring) < workers {
+                spins &+= 1
+                if spins > 64 { sched_yield() }
+            }
             job = nil
         }
         busy.store(false, ordering: .releasing)
         return true
+    }
+
+    /// Sends idle workers to sleep now instead of after their spin: call before handing the cores to
+    /// someone else (OpenBLAS). The next loop wakes them.
+    func park() {
+        if workers > 0 && !parked.load(ordering: .relaxed) { parked.store(true, ordering: .relaxed) }
     }
 
     private func work() {
@@ -107,7 +123,9 @@ final class WorkerPool: @unchecked Sendable {  // reason: job fields are publish
                 var spins = 0
                 while g == seen {
                     spins &+= 1
-                    if spins & 255 == 0 && DispatchTime.now().uptimeNanoseconds - start > Self.spinNanoseconds {
+                    if spins & 63 == 0 { sched_yield() }  // lets the caller run if we share its core
+                    if spins & 255 == 0 && (parked.load(ordering: .relaxed)
+                                            || DispatchTime.now().uptimeNanoseconds - start > Self.spinNanoseconds) {
                         condition.lock()
                         sleepers.wrappingAdd(1, ordering: .sequentiallyConsistent)
                         while generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }

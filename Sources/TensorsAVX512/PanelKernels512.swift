@@ -10,6 +10,8 @@
 // (a multiply, then an add), then one fused multiply-add per k in order k = 0, 1, ... So results are
 // bit-identical to the AVX2 path, whatever the batch size and whichever kernel runs.
 
+import CPrefetch
+
 @inline(__always) func load16(_ p: UnsafeRawPointer) -> SIMD16<Float> { p.loadUnaligned(as: SIMD16<Float>.self) }
 @inline(__always) func store16(_ p: UnsafeMutablePointer<Float>, _ v: SIMD16<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
@@ -21,6 +23,9 @@
     for i in 0..<16 { f[i] = Float(q[i]) }
     return f
 }
+
+/// How far ahead of the group being read the rebuild kernel prefetches.
+public let prefetchDistance = 2048
 
 /// Bytes of one group of a quantized panel: 16 scales, 16 offsets, then q[16 k][16 outputs] as Int8.
 public let quantGroupBytes = 16 * 4 * 2 + 16 * 16
@@ -57,6 +62,9 @@ public func quantPanelsRebuild512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeP
             var a4 = SIMD16<Float>(), a5 = SIMD16<Float>(), a6 = SIMD16<Float>(), a7 = SIMD16<Float>()
             for g in 0..<groups {
                 let gp = wp + g * quantGroupBytes
+                // The weights stream from memory once per token: ask for them 2 KB ahead (the hardware
+                // prefetcher stops at 4 KB page boundaries).
+                if r0 == 0 { for l in 0..<6 { ex2_prefetch(gp + prefetchDistance + 64 * l) } }
                 let s = load16(gp), o = load16(gp + 64)
                 let kb = 16 * g
                 if mr == 1 {
@@ -107,8 +115,10 @@ public func quantPanelsExpanded512(_ y: UnsafeMutablePointer<Float>, _ x: Unsafe
     while p < panelHi {
         let np = min(2, panelHi - p)
         for i in 0..<np { expand512(buffer + i * 16 * k, data + (p + i) * groups * quantGroupBytes, groups: groups) }
+        let next = min(2, panelHi - p - np)
         panelPairRows(y, x, buffer, buffer + (np - 1) * 16 * k, np: np, bias, n: n, k: k, n0: p * 16,
-                      rowLo: rowLo, rowHi: rowHi, addZero: false)
+                      rowLo: rowLo, rowHi: rowHi, addZero: false,
+                      ahead: data + (p + np) * groups * quantGroupBytes, aheadBytes: next * groups * quantGroupBytes)
         p += np
     }
 }
@@ -121,8 +131,10 @@ public func packedPanels512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer
     var p = panelLo
     while p < panelHi {
         let np = min(2, panelHi - p)
+        let next = min(2, panelHi - p - np)
         panelPairRows(y, x, data + p * 16 * k, data + (p + np - 1) * 16 * k, np: np, bias, n: n, k: k, n0: p * 16,
-                      rowLo: rowLo, rowHi: rowHi, addZero: false)
+                      rowLo: rowLo, rowHi: rowHi, addZero: false,
+                      ahead: UnsafeRawPointer(data + (p + np) * 16 * k), aheadBytes: next * 16 * k * 4)
         p += np
     }
 }
@@ -130,7 +142,11 @@ public func packedPanels512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer
 /// Rows rowLo..<rowHi against one or two Float panels (w1 == w0 when np == 1; its sums are dropped).
 @inline(__always)
 func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
-                   np: Int, _ bias: UnsafePointer<Float>?, n: Int, k: Int, n0: Int, rowLo: Int, rowHi: Int, addZero: Bool) {
+                   np: Int, _ bias: UnsafePointer<Float>?, n: Int, k: Int, n0: Int, rowLo: Int, rowHi: Int, addZero: Bool,
+                   ahead: UnsafeRawPointer, aheadBytes: Int) {
+    // While the first row block runs, the next panels' weights are prefetched, spread over its k steps
+    // (the multiply-adds hide the memory latency that reading them at expansion time would expose).
+    let step = max(64, (aheadBytes / max(k, 1) + 63) / 64 * 64)
     var r0 = rowLo
     while r0 < rowHi {
         let mr = min(8, rowHi - r0)
@@ -142,7 +158,9 @@ func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
         var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
         var b4 = SIMD16<Float>(), b5 = SIMD16<Float>(), b6 = SIMD16<Float>(), b7 = SIMD16<Float>()
         var wa = UnsafeRawPointer(w0), wb = UnsafeRawPointer(w1)
+        let prefetching = r0 == rowLo && aheadBytes > 0
         for q in 0..<k {
+            if prefetching && q * step < aheadBytes { ex2_prefetch(ahead + q * step) }
             let lo = load16(wa), hi = load16(wb)
             var s = SIMD16<Float>(repeating: x0[q]); a0.addProduct(s, lo); b0.addProduct(s, hi)
             s = SIMD16<Float>(repeating: x1[q]); a1.addProduct(s, lo); b1.addProduct(s, hi)

@@ -41,6 +41,7 @@ public final class QuantPanelWeight: @unchecked Sendable {  // reason: written o
     deinit { data.deallocate() }
 }
 
+import CPrefetch
 import TensorsAVX512
 
 public enum QuantPanelGEMM {
@@ -140,6 +141,8 @@ public enum QuantPanelGEMM {
         var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
         for g in 0..<groups {
             let gp = wp + g * QuantPanelWeight.groupBytes
+            // Weights stream from memory once per token: prefetch ahead (see TensorsAVX512).
+            if r0 == 0 { for l in 0..<6 { ex2_prefetch(gp + prefetchDistance + 64 * l) } }
             let sLo = gp.load(as: SIMD8<Float>.self), sHi = gp.load(fromByteOffset: 32, as: SIMD8<Float>.self)
             let oLo = gp.load(fromByteOffset: 64, as: SIMD8<Float>.self), oHi = gp.load(fromByteOffset: 96, as: SIMD8<Float>.self)
             let kb = 16 * g
