@@ -24,6 +24,14 @@ import CPrefetch
     return f
 }
 
+/// The rows r0 ..< r0 + 8 of x (row length k); rows past mr alias the last valid one (their sums are dropped).
+@inline(__always)
+func rowPointers(_ x: UnsafePointer<Float>, k: Int, r0: Int, mr: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>,
+    UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>) {
+    @inline(__always) func row(_ i: Int) -> UnsafePointer<Float> { x + (r0 + (i < mr ? i : mr - 1)) * k }
+    return (row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
+}
+
 /// How far ahead of the group being read the rebuild kernel prefetches.
 public let prefetchDistance = 2048
 
@@ -55,9 +63,7 @@ public func quantPanelsRebuild512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeP
         var r0 = 0
         while r0 < m {
             let mr = min(8, m - r0)
-            let x0 = x + r0 * k, x1 = x + (r0 + min(1, mr - 1)) * k, x2 = x + (r0 + min(2, mr - 1)) * k
-            let x3 = x + (r0 + min(3, mr - 1)) * k, x4 = x + (r0 + min(4, mr - 1)) * k
-            let x5 = x + (r0 + min(5, mr - 1)) * k, x6 = x + (r0 + min(6, mr - 1)) * k, x7 = x + (r0 + min(7, mr - 1)) * k
+            let (x0, x1, x2, x3, x4, x5, x6, x7) = rowPointers(x, k: k, r0: r0, mr: mr)
             var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
             var a4 = SIMD16<Float>(), a5 = SIMD16<Float>(), a6 = SIMD16<Float>(), a7 = SIMD16<Float>()
             for g in 0..<groups {
@@ -150,9 +156,7 @@ func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
     var r0 = rowLo
     while r0 < rowHi {
         let mr = min(8, rowHi - r0)
-        let x0 = x + r0 * k, x1 = x + (r0 + min(1, mr - 1)) * k, x2 = x + (r0 + min(2, mr - 1)) * k
-        let x3 = x + (r0 + min(3, mr - 1)) * k, x4 = x + (r0 + min(4, mr - 1)) * k
-        let x5 = x + (r0 + min(5, mr - 1)) * k, x6 = x + (r0 + min(6, mr - 1)) * k, x7 = x + (r0 + min(7, mr - 1)) * k
+        let (x0, x1, x2, x3, x4, x5, x6, x7) = rowPointers(x, k: k, r0: r0, mr: mr)
         var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
         var a4 = SIMD16<Float>(), a5 = SIMD16<Float>(), a6 = SIMD16<Float>(), a7 = SIMD16<Float>()
         var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
