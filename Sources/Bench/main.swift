@@ -94,7 +94,8 @@ func benchGEMM(_ custom: [String]) {
     }
     Thread.sleep(forTimeInterval: 0.5)
     let peak = gflops(.openBLAS, m: 2048, n: 2048, k: 2048)
-    print(String(format: "gemm peak (OpenBLAS 2048^3, same run): %.1f GFLOP/s; engine kernels on %@", peak, KernelISA.name))
+    print(String(format: "gemm peak (OpenBLAS 2048^3, same run, core %@): %.1f GFLOP/s; engine kernels on %@",
+                 BLAS.coreName, peak, KernelISA.name))
     for ((m, n, k, what), mine) in zip(shapes, ours) {
         let g = gflops(.openBLAS, m: m, n: n, k: k)
         print(String(format: "gemm %-20@ m=%5d n=%5d k=%5d: OpenBLAS %6.1f GFLOP/s = %3.0f%% of peak", what, m, n, k, g, 100 * g / peak))

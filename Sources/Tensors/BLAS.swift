@@ -8,6 +8,9 @@ public enum BLAS {
     /// spin for a few milliseconds), so both use every core without oversubscribing.
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// The kernel set OpenBLAS chose for this CPU ("Prescott" means it did not recognise it and runs SSE3
+    /// code; OPENBLAS_CORETYPE=SkylakeX or Haswell in the environment overrides the choice).
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
     /// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, all row-major.
     /// op(A) = A ([m,k], lda) or A^T (A stored [k,m]); op(B) = B ([k,n], ldb) or B^T (B stored [n,k]).
