@@ -54,7 +54,24 @@ public enum Attention {
             let sp = s.baseAddress!
             for j in 0..<n { sp[j] = Vec.dot(q, keys + (lo + j) * kvStride + kvOffset, hd) * scale }
             Softmax.softmaxRow(sp, n)
-            for j in 0..<n { Vec.axpy(out, sp[j], values + (lo + j) * kvStride + kvOffset, hd) }
+            let v0 = values + lo * kvStride + kvOffset
+            var d = 0
+            // 64 output dims at a time in registers: no load/store of `out` per key.
+            while d + 64 <= hd {
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+                for j in 0..<n {
+                    let pj = SIMD8<Float>(repeating: sp[j]), vj = v0 + j * kvStride + d
+                    a0.addProduct(pj, load8(vj)); a1.addProduct(pj, load8(vj + 8))
+                    a2.addProduct(pj, load8(vj + 16)); a3.addProduct(pj, load8(vj + 24))
+                    a4.addProduct(pj, load8(vj + 32)); a5.addProduct(pj, load8(vj + 40))
+                    a6.addProduct(pj, load8(vj + 48)); a7.addProduct(pj, load8(vj + 56))
+                }
+                store8(out + d, a0); store8(out + d + 8, a1); store8(out + d + 16, a2); store8(out + d + 24, a3)
+                store8(out + d + 32, a4); store8(out + d + 40, a5); store8(out + d + 48, a6); store8(out + d + 56, a7)
+                d += 64
+            }
+            if d < hd { for j in 0..<n { Vec.axpy(out + d, sp[j], v0 + j * kvStride + d, hd - d) } }
             if let probs { for j in 0..<n where lo + j < probsCount { probs[lo + j] = sp[j] } }
         }
     }
