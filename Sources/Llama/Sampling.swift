@@ -26,14 +26,26 @@ public enum Sampler {
     public static func sample(_ logits: UnsafePointer<Float>, vocab: Int, params: SamplingParameters,
                               rng: inout RandomStream) -> (token: Int, logprob: Float) {
         let m = Vec.max(logits, vocab)
+        let invT = params.temperature > 0 ? 1 / params.temperature : 1
+        let filtered = params.topK > 0 && params.topK < vocab || params.topP < 1
+        if params.temperature > 0 && invT == 1 && !filtered {
+            // Temperature 1, full distribution: one exp pass gives both the sampling weights and the
+            // log-normaliser (the same sum sumExpShifted would compute, in the same order).
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: vocab) { buf in
+                let p = buf.baseAddress!
+                p.update(from: logits, count: vocab)
+                let total = Softmax.expShiftedInPlace(p, vocab, shift: m, scale: 1)
+                let chosen = draw(p, vocab, total: total, rng: &rng)
+                return (chosen, logits[chosen] - (m + Float(log(total))))
+            }
+        }
         let lse = m + Float(log(Softmax.sumExpShifted(logits, vocab, shift: m)))
         if params.temperature <= 0 {
             var best = 0
             for i in 0..<vocab where logits[i] == m { best = i; break }
             return (best, m - lse)
         }
-        let invT = 1 / params.temperature
-        if params.topK > 0 && params.topK < vocab || params.topP < 1 {
+        if filtered {
             return sampleFiltered(logits, vocab: vocab, params: params, lse: lse, rng: &rng)
         }
         // Full distribution: unnormalised probabilities exp((x - max) / T) in one vectorised pass.
@@ -41,17 +53,24 @@ public enum Sampler {
             let p = buf.baseAddress!
             p.update(from: logits, count: vocab)
             let total = Softmax.expShiftedInPlace(p, vocab, shift: m, scale: invT)
-            let u = rng.nextDouble() * total
-            var acc = 0.0
-            var chosen = vocab - 1
-            for i in 0..<vocab {
-                acc += Double(p[i])
-                if u < acc { chosen = i; break }
-            }
-            // Never pick a token of probability 0 (possible only when rounding pushes u past the end).
-            while chosen > 0 && p[chosen] == 0 { chosen -= 1 }
+            let chosen = draw(p, vocab, total: total, rng: &rng)
             return (chosen, logits[chosen] - lse)
         }
+    }
+
+    /// Index i with probability p[i] / total (p unnormalised, summing to `total` in Double).
+    @inline(__always)
+    static func draw(_ p: UnsafePointer<Float>, _ vocab: Int, total: Double, rng: inout RandomStream) -> Int {
+        let u = rng.nextDouble() * total
+        var acc = 0.0
+        var chosen = vocab - 1
+        for i in 0..<vocab {
+            acc += Double(p[i])
+            if u < acc { chosen = i; break }
+        }
+        // Never pick a token of probability 0 (possible only when rounding pushes u past the end).
+        while chosen > 0 && p[chosen] == 0 { chosen -= 1 }
+        return chosen
     }
 
     /// Top-k and/or top-p: candidates sorted by logit, filtered, then sampled.
