@@ -52,7 +52,7 @@ let package = Package(
                     swiftSettings: fastMath),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ModelFiles"], resources: [.copy("Fixtures")],
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "CLIPTests", dependencies: ["CLIP", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
