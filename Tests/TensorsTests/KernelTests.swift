@@ -292,6 +292,45 @@ final class KernelTests: XCTestCase {
             counts.deallocate()
         }
     }
+
+    func testWorkerPoolUnderNestingConcurrentCallersAndParking() {
+        // A loop inside a loop, loops started from several threads at once, and loops after the workers
+        // were parked (as a BLAS call does) must each run every index exactly once and return.
+        let n = 64, m = 37
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: n * m)
+        counts.initialize(repeating: 0, count: n * m)
+        defer { counts.deallocate() }
+        nonisolated(unsafe) let c = counts
+        parallelFor(n) { i in parallelFor(m) { j in c[i * m + j] += 1 } }
+        XCTAssertTrue((0..<(n * m)).allSatisfy { counts[$0] == 1 }, "nested loops")
+
+        let callers = 6, per = 5000
+        let sums = UnsafeMutablePointer<Int>.allocate(capacity: callers * per)
+        sums.initialize(repeating: 0, count: callers * per)
+        defer { sums.deallocate() }
+        nonisolated(unsafe) let s = sums
+        DispatchQueue.concurrentPerform(iterations: callers) { t in
+            for _ in 0..<20 { parallelFor(per, minPerChunk: 64) { s[t * per + $0] += 1 } }
+        }
+        XCTAssertTrue((0..<(callers * per)).allSatisfy { sums[$0] == 20 }, "concurrent callers")
+
+        let x = [Float](repeating: 1, count: 4)
+        var y = x
+        for round in 0..<50 {
+            if round % 2 == 0 {  // parks the workers
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                    BLAS.gemm(m: 2, n: 2, k: 1, a: xp.baseAddress!, lda: 1, b: xp.baseAddress!, ldb: 2, c: yp.baseAddress!, ldc: 2)
+                } }
+            }
+            var hits = [Int](repeating: 0, count: 8)
+            hits.withUnsafeMutableBufferPointer { h in
+                nonisolated(unsafe) let hp = h.baseAddress!
+                parallelFor(8) { hp[$0] += 1 }
+            }
+            XCTAssertEqual(hits, [Int](repeating: 1, count: 8), "round \(round) after parking")
+        }
+        XCTAssertEqual(y, [1, 1, 1, 1], "the BLAS call itself")
+    }
 }
 
 final class VectorExpTests: XCTestCase {
