@@ -53,13 +53,16 @@ func benchGenerate(_ path: String) throws {
 }
 
 func benchGEMM(_ custom: [String]) {
-    enum Kernel: String { case openBLAS = "OpenBLAS", packed = "Float panels", int8 = "Int8 panels (engine)", smallBatch = "small-batch" }
+    enum Kernel: String {
+        case openBLAS = "OpenBLAS", packed = "Float panels", int8 = "Int8 panels (engine)", smallBatch = "small-batch"
+        case int8Backward = "dX = dY W, Int8 panels"
+    }
     /// GFLOP/s of y[m, n] = x[m, k] W^T with one kernel, best of five.
     func gflops(_ kernel: Kernel, m: Int, n: Int, k: Int) -> Double {
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k)
         var c = [Float](repeating: 0, count: m * n)
         let packed = kernel == .packed ? PackedWeight(n: n, k: k) { _, dst in for j in 0..<k { dst[j] = 0.25 } } : nil
-        let int8 = kernel == .int8 ? QuantPanelWeight(n: n, k: k) { _, q, s, o in
+        let int8 = kernel == .int8 || kernel == .int8Backward ? QuantPanelWeight(n: n, k: k) { _, q, s, o in
             for j in 0..<k { q[j] = Int8(j % 7) - 3 }
             for g in 0..<(k / 16) { s[g] = 0.01; o[g] = 0.002 }
         } : nil
@@ -72,6 +75,8 @@ func benchGEMM(_ custom: [String]) {
                 case .packed: PackedGEMM.linear(cp.baseAddress!, ap.baseAddress!, packed!, bias: nil, m: m)
                 case .int8: QuantPanelGEMM.linear(cp.baseAddress!, ap.baseAddress!, int8!, bias: nil, m: m)
                 case .smallBatch: SmallBatchGEMM.linear(cp.baseAddress!, ap.baseAddress!, bp.baseAddress!, bias: nil, m: m, n: n, k: k)
+                case .int8Backward:  // dY [m, n] is c's storage, dX [m, k] is a's (contents do not matter here)
+                    PanelBackward.inputGradient(UnsafeMutablePointer(mutating: ap.baseAddress!), cp.baseAddress!, int8!, m: m)
                 }
             } } }
             best = min(best, now() - t)
@@ -90,7 +95,9 @@ func benchGEMM(_ custom: [String]) {
                   (1, 1536, 576, "gate/up decode b1"), (1600, 3072, 768, "CLIP B/32 mlp b32")]
     var ours: [[(Kernel, Double)]] = []
     for (m, n, k, _) in shapes {
-        ours.append([Kernel.int8, .packed, .smallBatch].filter { $0 != .smallBatch || m <= 64 }.map { ($0, gflops($0, m: m, n: n, k: k)) })
+        ours.append([Kernel.int8, .packed, .smallBatch, .int8Backward]
+            .filter { ($0 != .smallBatch || m <= 64) && ($0 != .int8Backward || m >= 64) }
+            .map { ($0, gflops($0, m: m, n: n, k: k)) })
     }
     Thread.sleep(forTimeInterval: 0.5)
     let peak = gflops(.openBLAS, m: 2048, n: 2048, k: 2048)

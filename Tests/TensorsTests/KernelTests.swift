@@ -385,6 +385,45 @@ final class QuantPanelTests: XCTestCase {
         } }
     }
 
+    func testInputGradientThroughPanelsAgainstNaive() {
+        // dX = dY · W through both panel formats, overwriting and accumulating, against a Double loop.
+        var rng = RandomStream(seed: 11)
+        for (n, k) in [(37, 48), (80, 96), (16, 16)] {
+            var q = [Int8](repeating: 0, count: n * k)
+            for i in q.indices { q[i] = Int8(truncatingIfNeeded: rng.next() % 255) }
+            let scales = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.05 }
+            let offsets = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.2 - 0.1 }
+            let weight = { (r: Int, c: Int) -> Float in Float(q[r * k + c]) * scales[(r * k + c) / 16] + offsets[(r * k + c) / 16] }
+            let qp = QuantPanelWeight(n: n, k: k) { r, qs, sc, o in
+                for c in 0..<k { qs[c] = q[r * k + c] }
+                for g in 0..<(k / 16) { sc[g] = scales[(r * k) / 16 + g]; o[g] = offsets[(r * k) / 16 + g] }
+            }
+            // Float panels also take a k that is not a multiple of 16 (the last 3 columns dropped).
+            let kf = k - 3
+            let fp = PackedWeight(n: n, k: kf) { r, dst in for c in 0..<kf { dst[c] = weight(r, c) } }
+            for m in [1, 5, 13, 40] {
+                let dy = (0..<(m * n)).map { _ in rng.nextFloat() * 2 - 1 }
+                let start = (0..<(m * k)).map { _ in rng.nextFloat() }
+                for (kk, quant) in [(k, true), (kf, false)] {
+                    for accumulate in [false, true] {
+                        var dx = Array(start.prefix(m * kk))
+                        dy.withUnsafeBufferPointer { yp in dx.withUnsafeMutableBufferPointer { xp in
+                            if quant { PanelBackward.inputGradient(xp.baseAddress!, yp.baseAddress!, qp, m: m, accumulate: accumulate) }
+                            else { PanelBackward.inputGradient(xp.baseAddress!, yp.baseAddress!, fp, m: m, accumulate: accumulate) }
+                        } }
+                        var worst = 0.0
+                        for r in 0..<m { for c in 0..<kk {
+                            var ref = accumulate ? Double(start[r * kk + c]) : 0
+                            for j in 0..<n { ref += Double(dy[r * n + j]) * Double(weight(j, c)) }
+                            worst = max(worst, abs(Double(dx[r * kk + c]) - ref))
+                        } }
+                        XCTAssertLessThan(worst, 1e-4, "n=\(n) k=\(kk) m=\(m) int8=\(quant) accumulate=\(accumulate)")
+                    }
+                }
+            }
+        }
+    }
+
     func testAVX512KernelsEqualAVX2KernelsBitForBit() throws {
         // The AVX-512 copies must give the AVX2 kernels' exact bits (and stay independent of the batch),
         // or batched sampling would differ between machines. Shapes cover an odd panel count (n = 80),
