@@ -385,19 +385,24 @@ final class QuantPanelTests: XCTestCase {
         } }
     }
 
+    /// Random Int8 panels (full Int8 range, per-16 scales and offsets) and the weights they hold.
+    func randomQuantWeight(n: Int, k: Int, _ rng: inout RandomStream) -> (QuantPanelWeight, (Int, Int) -> Float) {
+        var q = [Int8](repeating: 0, count: n * k)
+        for i in q.indices { q[i] = Int8(truncatingIfNeeded: rng.next() % 255) }
+        let scales = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.05 }
+        let offsets = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.2 - 0.1 }
+        let qp = QuantPanelWeight(n: n, k: k) { r, qs, sc, o in
+            for c in 0..<k { qs[c] = q[r * k + c] }
+            for g in 0..<(k / 16) { sc[g] = scales[(r * k) / 16 + g]; o[g] = offsets[(r * k) / 16 + g] }
+        }
+        return (qp, { r, c in Float(q[r * k + c]) * scales[(r * k + c) / 16] + offsets[(r * k + c) / 16] })
+    }
+
     func testInputGradientThroughPanelsAgainstNaive() {
         // dX = dY · W through both panel formats, overwriting and accumulating, against a Double loop.
         var rng = RandomStream(seed: 11)
         for (n, k) in [(37, 48), (80, 96), (16, 16)] {
-            var q = [Int8](repeating: 0, count: n * k)
-            for i in q.indices { q[i] = Int8(truncatingIfNeeded: rng.next() % 255) }
-            let scales = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.05 }
-            let offsets = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.2 - 0.1 }
-            let weight = { (r: Int, c: Int) -> Float in Float(q[r * k + c]) * scales[(r * k + c) / 16] + offsets[(r * k + c) / 16] }
-            let qp = QuantPanelWeight(n: n, k: k) { r, qs, sc, o in
-                for c in 0..<k { qs[c] = q[r * k + c] }
-                for g in 0..<(k / 16) { sc[g] = scales[(r * k) / 16 + g]; o[g] = offsets[(r * k) / 16 + g] }
-            }
+            let (qp, weight) = randomQuantWeight(n: n, k: k, &rng)
             // Float panels also take a k that is not a multiple of 16 (the last 3 columns dropped).
             let kf = k - 3
             let fp = PackedWeight(n: n, k: kf) { r, dst in for c in 0..<kf { dst[c] = weight(r, c) } }
@@ -440,16 +445,9 @@ final class QuantPanelTests: XCTestCase {
         defer { KernelISA.avx512 = saved }
         var rng = RandomStream(seed: 9)
         for (n, k) in [(37, 48), (80, 96), (576, 576)] {
-            var q = [Int8](repeating: 0, count: n * k)
-            for i in q.indices { q[i] = Int8(truncatingIfNeeded: rng.next() % 255) }
-            let scales = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.05 }
-            let offsets = (0..<(n * k / 16)).map { _ in rng.nextFloat() * 0.2 - 0.1 }
-            let qp = QuantPanelWeight(n: n, k: k) { r, qs, s, o in
-                for c in 0..<k { qs[c] = q[r * k + c] }
-                for g in 0..<(k / 16) { s[g] = scales[(r * k) / 16 + g]; o[g] = offsets[(r * k) / 16 + g] }
-            }
+            let (qp, weight) = randomQuantWeight(n: n, k: k, &rng)
             let fp = PackedWeight(n: n, k: k) { r, dst in
-                for c in 0..<k { dst[c] = Float(q[r * k + c]) * scales[(r * k + c) / 16] + offsets[(r * k + c) / 16] }
+                for c in 0..<k { dst[c] = weight(r, c) }
             }
             let bias = (0..<n).map { _ in rng.nextFloat() - 0.5 }
             for m in [1, 3, 8, 9, 32, 200] {
