@@ -112,11 +112,13 @@ func expand512(_ out: UnsafeMutablePointer<Float>, _ wp: UnsafeRawPointer, group
 }
 
 /// Many rows on quantized panels: each pair of panels is expanded to Float in `buffer` (32 * k floats),
-/// then rows rowLo..<rowHi run on it in blocks of up to 8 (16 accumulators).
+/// then rows rowLo..<rowHi run on it in blocks of up to 8 (16 accumulators). `partial` holds
+/// `partialScratchFloats(rows:)` Floats.
 @inline(never)
 public func quantPanelsExpanded512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ data: UnsafeRawPointer,
                                    groups: Int, bias: UnsafePointer<Float>?, n: Int, k: Int,
-                                   panelLo: Int, panelHi: Int, rowLo: Int, rowHi: Int, buffer: UnsafeMutablePointer<Float>) {
+                                   panelLo: Int, panelHi: Int, rowLo: Int, rowHi: Int, buffer: UnsafeMutablePointer<Float>,
+                                   partial: UnsafeMutablePointer<Float>) {
     var p = panelLo
     while p < panelHi {
         let np = min(2, panelHi - p)
@@ -124,68 +126,92 @@ public func quantPanelsExpanded512(_ y: UnsafeMutablePointer<Float>, _ x: Unsafe
         let next = min(2, panelHi - p - np)
         panelPairRows(y, x, buffer, buffer + (np - 1) * 16 * k, np: np, bias, n: n, k: k, n0: p * 16,
                       rowLo: rowLo, rowHi: rowHi, addZero: false,
-                      ahead: data + (p + np) * groups * quantGroupBytes, aheadBytes: next * groups * quantGroupBytes)
+                      ahead: data + (p + np) * groups * quantGroupBytes, aheadBytes: next * groups * quantGroupBytes,
+                      partial: partial)
         p += np
     }
 }
 
-/// Float panels ([k][16] each, `panelFloats` apart): rows rowLo..<rowHi of y for panels panelLo..<panelHi.
+/// Float panels ([k][16] each): rows rowLo..<rowHi of y for panels panelLo..<panelHi. `partial` holds
+/// `partialScratchFloats(rows:)` Floats.
 @inline(never)
 public func packedPanels512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ data: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, n: Int, k: Int,
-                            panelLo: Int, panelHi: Int, rowLo: Int, rowHi: Int) {
+                            panelLo: Int, panelHi: Int, rowLo: Int, rowHi: Int, partial: UnsafeMutablePointer<Float>) {
     var p = panelLo
     while p < panelHi {
         let np = min(2, panelHi - p)
         let next = min(2, panelHi - p - np)
         panelPairRows(y, x, data + p * 16 * k, data + (p + np - 1) * 16 * k, np: np, bias, n: n, k: k, n0: p * 16,
                       rowLo: rowLo, rowHi: rowHi, addZero: false,
-                      ahead: UnsafeRawPointer(data + (p + np) * 16 * k), aheadBytes: next * 16 * k * 4)
+                      ahead: UnsafeRawPointer(data + (p + np) * 16 * k), aheadBytes: next * 16 * k * 4, partial: partial)
         p += np
     }
 }
 
+/// k per pass over the rows: two panels' 16 x 256 Floats (32 KB) stay in L1 while every row block uses them.
+public let kBlock = 256
+
+/// Floats of scratch `quantPanelsExpanded512` and `packedPanels512` need for `rows` rows (partial sums
+/// between k blocks).
+public func partialScratchFloats(rows: Int) -> Int { rows * 32 }
+
 /// Rows rowLo..<rowHi against one or two Float panels (w1 == w0 when np == 1; its sums are dropped).
+/// k runs in blocks of `kBlock`; between blocks the sums wait in `partial` [rows][32] as exact Floats,
+/// so every output still sees one fused multiply-add per k in order.
 @inline(__always)
 func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
                    np: Int, _ bias: UnsafePointer<Float>?, n: Int, k: Int, n0: Int, rowLo: Int, rowHi: Int, addZero: Bool,
-                   ahead: UnsafeRawPointer, aheadBytes: Int) {
-    // While the first row block runs, the next panels' weights are prefetched, spread over its k steps
-    // (the multiply-adds hide the memory latency that reading them at expansion time would expose).
+                   ahead: UnsafeRawPointer, aheadBytes: Int, partial: UnsafeMutablePointer<Float>) {
+    // While the first row block of each k block runs, the next panels' weights are prefetched, spread
+    // over its k steps (the multiply-adds hide the latency that reading them at expansion would expose).
     let step = max(64, (aheadBytes / max(k, 1) + 63) / 64 * 64)
-    var r0 = rowLo
-    while r0 < rowHi {
-        let mr = min(8, rowHi - r0)
-        let (x0, x1, x2, x3, x4, x5, x6, x7) = rowPointers(x, k: k, r0: r0, mr: mr)
-        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-        var a4 = SIMD16<Float>(), a5 = SIMD16<Float>(), a6 = SIMD16<Float>(), a7 = SIMD16<Float>()
-        var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
-        var b4 = SIMD16<Float>(), b5 = SIMD16<Float>(), b6 = SIMD16<Float>(), b7 = SIMD16<Float>()
-        var wa = UnsafeRawPointer(w0), wb = UnsafeRawPointer(w1)
-        let prefetching = r0 == rowLo && aheadBytes > 0
-        for q in 0..<k {
-            if prefetching && q * step < aheadBytes { ex2_prefetch(ahead + q * step) }
-            let lo = load16(wa), hi = load16(wb)
-            var s = SIMD16<Float>(repeating: x0[q]); a0.addProduct(s, lo); b0.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: x1[q]); a1.addProduct(s, lo); b1.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: x2[q]); a2.addProduct(s, lo); b2.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: x3[q]); a3.addProduct(s, lo); b3.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: x4[q]); a4.addProduct(s, lo); b4.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: x5[q]); a5.addProduct(s, lo); b5.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: x6[q]); a6.addProduct(s, lo); b6.addProduct(s, hi)
-            s = SIMD16<Float>(repeating: x7[q]); a7.addProduct(s, lo); b7.addProduct(s, hi)
-            wa += 64; wb += 64
+    let colsA = min(16, n - n0), colsB = min(16, n - n0 - 16)
+    let bA = offset(bias, n0), bB = offset(bias, n0 + 16)
+    var c0 = 0
+    while c0 < k {
+        let c1 = min(k, c0 + kBlock), first = c0 == 0, last = c1 == k
+        var r0 = rowLo
+        while r0 < rowHi {
+            let mr = min(8, rowHi - r0)
+            let (x0, x1, x2, x3, x4, x5, x6, x7) = rowPointers(x, k: k, r0: r0, mr: mr)
+            @inline(__always) func saved(_ i: Int, _ half: Int) -> SIMD16<Float> {
+                first ? SIMD16<Float>() : load16(partial + (r0 - rowLo + min(i, mr - 1)) * 32 + 16 * half)
+            }
+            var a0 = saved(0, 0), a1 = saved(1, 0), a2 = saved(2, 0), a3 = saved(3, 0)
+            var a4 = saved(4, 0), a5 = saved(5, 0), a6 = saved(6, 0), a7 = saved(7, 0)
+            var b0 = saved(0, 1), b1 = saved(1, 1), b2 = saved(2, 1), b3 = saved(3, 1)
+            var b4 = saved(4, 1), b5 = saved(5, 1), b6 = saved(6, 1), b7 = saved(7, 1)
+            var wa = UnsafeRawPointer(w0 + c0 * 16), wb = UnsafeRawPointer(w1 + c0 * 16)
+            let prefetching = r0 == rowLo && aheadBytes > 0
+            for q in c0..<c1 {
+                if prefetching && q * step < aheadBytes { ex2_prefetch(ahead + q * step) }
+                let lo = load16(wa), hi = load16(wb)
+                var s = SIMD16<Float>(repeating: x0[q]); a0.addProduct(s, lo); b0.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: x1[q]); a1.addProduct(s, lo); b1.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: x2[q]); a2.addProduct(s, lo); b2.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: x3[q]); a3.addProduct(s, lo); b3.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: x4[q]); a4.addProduct(s, lo); b4.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: x5[q]); a5.addProduct(s, lo); b5.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: x6[q]); a6.addProduct(s, lo); b6.addProduct(s, hi)
+                s = SIMD16<Float>(repeating: x7[q]); a7.addProduct(s, lo); b7.addProduct(s, hi)
+                wa += 64; wb += 64
+            }
+            @inline(__always) func row(_ i: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
+                guard i < mr else { return }
+                if !last {
+                    let keep = partial + (r0 - rowLo + i) * 32
+                    store16(keep, a); store16(keep + 16, b)
+                    return
+                }
+                let out = y + (r0 + i) * n + n0
+                put(out, a, bA, cols: colsA, addZero: addZero)
+                if np == 2 { put(out + 16, b, bB, cols: colsB, addZero: addZero) }
+            }
+            row(0, a0, b0); row(1, a1, b1); row(2, a2, b2); row(3, a3, b3)
+            row(4, a4, b4); row(5, a5, b5); row(6, a6, b6); row(7, a7, b7)
+            r0 += mr
         }
-        let colsA = min(16, n - n0), colsB = min(16, n - n0 - 16)
-        let bA = offset(bias, n0), bB = offset(bias, n0 + 16)
-        @inline(__always) func row(_ i: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
-            guard i < mr else { return }
-            let out = y + (r0 + i) * n + n0
-            put(out, a, bA, cols: colsA, addZero: addZero)
-            if np == 2 { put(out + 16, b, bB, cols: colsB, addZero: addZero) }
-        }
-        row(0, a0, b0); row(1, a1, b1); row(2, a2, b2); row(3, a3, b3)
-        row(4, a4, b4); row(5, a5, b5); row(6, a6, b6); row(7, a7, b7)
-        r0 += mr
+        c0 = c1
     }
 }

@@ -63,10 +63,11 @@ public enum QuantPanelGEMM {
                 let rows = min(slab, m - s0)
                 if KernelISA.avx512 {
                     parallelChunks(w.panels, minPerChunk: 2) { range in
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 * k) { buf in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 * k + partialScratchFloats(rows: rows)) { buf in
                             quantPanelsExpanded512(y, x, w.data, groups: groups, bias: bias, n: n, k: k,
                                                    panelLo: range.lowerBound, panelHi: range.upperBound,
-                                                   rowLo: s0, rowHi: s0 + rows, buffer: buf.baseAddress!)
+                                                   rowLo: s0, rowHi: s0 + rows, buffer: buf.baseAddress!,
+                                                   partial: buf.baseAddress! + 32 * k)
                         }
                     }
                     s0 += rows

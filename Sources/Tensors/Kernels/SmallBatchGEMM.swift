@@ -110,8 +110,10 @@ public enum PackedGEMM {
             let rows = min(slab, m - s0)
             if KernelISA.avx512 {
                 parallelChunks(w.panels, minPerChunk: 2) { range in
-                    packedPanels512(y, x, w.data, bias: bias, n: n, k: k, panelLo: range.lowerBound, panelHi: range.upperBound,
-                                    rowLo: s0, rowHi: s0 + rows)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: partialScratchFloats(rows: rows)) { partial in
+                        packedPanels512(y, x, w.data, bias: bias, n: n, k: k, panelLo: range.lowerBound, panelHi: range.upperBound,
+                                        rowLo: s0, rowHi: s0 + rows, partial: partial.baseAddress!)
+                    }
                 }
                 s0 += rows
                 continue
