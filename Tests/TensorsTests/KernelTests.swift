@@ -398,6 +398,30 @@ final class QuantPanelTests: XCTestCase {
         return (qp, { r, c in Float(q[r * k + c]) * scales[(r * k + c) / 16] + offsets[(r * k + c) / 16] })
     }
 
+    func testInt8PanelsEqualFloatPanelsOnAVX2AtModelSizes() {
+        // The AVX2 kernels run on every x86 machine, with or without AVX-512: Int8 panels must give Float
+        // panels' bits at the models' k (576, and 1040 for a non-power-of-two) for slab-sized and larger
+        // batches (the AVX-512 comparison above is skipped on AVX2-only CPUs).
+        let saved = KernelISA.avx512
+        defer { KernelISA.avx512 = saved }
+        KernelISA.avx512 = false
+        var rng = RandomStream(seed: 13)
+        for (n, k) in [(40, 576), (24, 1040)] {
+            let (qp, weight) = randomQuantWeight(n: n, k: k, &rng)
+            let fp = PackedWeight(n: n, k: k) { r, dst in for c in 0..<k { dst[c] = weight(r, c) } }
+            for m in [9, 32, 200] {
+                let x = (0..<(m * k)).map { _ in rng.nextFloat() * 2 - 1 }
+                var yq = [Float](repeating: .nan, count: m * n), yf = yq
+                x.withUnsafeBufferPointer { xp in
+                    yq.withUnsafeMutableBufferPointer { QuantPanelGEMM.linear($0.baseAddress!, xp.baseAddress!, qp, bias: nil, m: m) }
+                    yf.withUnsafeMutableBufferPointer { PackedGEMM.linear($0.baseAddress!, xp.baseAddress!, fp, bias: nil, m: m) }
+                }
+                let differing = zip(yq, yf).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "n=\(n) k=\(k) m=\(m): outputs differing between Int8 and Float panels")
+            }
+        }
+    }
+
     func testInputGradientThroughPanelsAgainstNaive() {
         // dX = dY · W through both panel formats, overwriting and accumulating, against a Double loop.
         var rng = RandomStream(seed: 11)
