@@ -73,25 +73,17 @@ public enum PanelBackward {
         let y3 = dy + row(3) * n + n0, y4 = dy + row(4) * n + n0, y5 = dy + row(5) * n + n0
         var c = 0
         while c + 16 <= k {
-            var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b1 = SIMD8<Float>()
-            var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
-            var a4 = SIMD8<Float>(), b4 = SIMD8<Float>(), a5 = SIMD8<Float>(), b5 = SIMD8<Float>()
+            var t = Tile6x16()
             for j in 0..<cols {
                 let w = rows + j * k + c
-                let lo = load8(w), hi = load8(w + 8)
-                var s = SIMD8<Float>(repeating: y0[j]); a0.addProduct(s, lo); b0.addProduct(s, hi)
-                s = SIMD8<Float>(repeating: y1[j]); a1.addProduct(s, lo); b1.addProduct(s, hi)
-                s = SIMD8<Float>(repeating: y2[j]); a2.addProduct(s, lo); b2.addProduct(s, hi)
-                s = SIMD8<Float>(repeating: y3[j]); a3.addProduct(s, lo); b3.addProduct(s, hi)
-                s = SIMD8<Float>(repeating: y4[j]); a4.addProduct(s, lo); b4.addProduct(s, hi)
-                s = SIMD8<Float>(repeating: y5[j]); a5.addProduct(s, lo); b5.addProduct(s, hi)
+                t.add(load8(w), load8(w + 8), y0[j], y1[j], y2[j], y3[j], y4[j], y5[j])
             }
             @inline(__always) func add(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
                 guard i < mr else { return }
                 let out = dx + (r0 + i) * k + c
                 store8(out, load8(out) + a); store8(out + 8, load8(out + 8) + b)
             }
-            add(0, a0, b0); add(1, a1, b1); add(2, a2, b2); add(3, a3, b3); add(4, a4, b4); add(5, a5, b5)
+            add(0, t.a0, t.b0); add(1, t.a1, t.b1); add(2, t.a2, t.b2); add(3, t.a3, t.b3); add(4, t.a4, t.b4); add(5, t.a5, t.b5)
             c += 16
         }
         // k not a multiple of 16 (Float panels allow any k).

@@ -146,18 +146,10 @@ public enum PackedGEMM {
         // Rows past mr alias the last valid row; their sums are not stored.
         let x0 = x + r0 * k, x1 = x + (r0 + min(1, mr - 1)) * k, x2 = x + (r0 + min(2, mr - 1)) * k
         let x3 = x + (r0 + min(3, mr - 1)) * k, x4 = x + (r0 + min(4, mr - 1)) * k, x5 = x + (r0 + min(5, mr - 1)) * k
-        var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b1 = SIMD8<Float>()
-        var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
-        var a4 = SIMD8<Float>(), b4 = SIMD8<Float>(), a5 = SIMD8<Float>(), b5 = SIMD8<Float>()
+        var t = Tile6x16()
         var w = wp
         for p in 0..<k {
-            let lo = load8(w), hi = load8(w + 8)
-            var s = SIMD8<Float>(repeating: x0[p]); a0.addProduct(s, lo); b0.addProduct(s, hi)
-            s = SIMD8<Float>(repeating: x1[p]); a1.addProduct(s, lo); b1.addProduct(s, hi)
-            s = SIMD8<Float>(repeating: x2[p]); a2.addProduct(s, lo); b2.addProduct(s, hi)
-            s = SIMD8<Float>(repeating: x3[p]); a3.addProduct(s, lo); b3.addProduct(s, hi)
-            s = SIMD8<Float>(repeating: x4[p]); a4.addProduct(s, lo); b4.addProduct(s, hi)
-            s = SIMD8<Float>(repeating: x5[p]); a5.addProduct(s, lo); b5.addProduct(s, hi)
+            t.add(load8(w), load8(w + 8), x0[p], x1[p], x2[p], x3[p], x4[p], x5[p])
             w += 16
         }
         let cols = min(16, n - n0)
@@ -167,6 +159,27 @@ public enum PackedGEMM {
             if cols == 16 && bias == nil { store8(out, a); store8(out + 8, b); return }
             for j in 0..<cols { out[j] = (j < 8 ? a[j] : b[j - 8]) + (bias?[n0 + j] ?? 0) }
         }
-        put(0, a0, b0); put(1, a1, b1); put(2, a2, b2); put(3, a3, b3); put(4, a4, b4); put(5, a5, b5)
+        put(0, t.a0, t.b0); put(1, t.a1, t.b1); put(2, t.a2, t.b2); put(3, t.a3, t.b3); put(4, t.a4, t.b4); put(5, t.a5, t.b5)
+    }
+}
+
+/// Accumulators for 6 rows x 16 outputs (two 8-lane halves per row): the AVX2 outer-product step shared
+/// by the forward panel kernel (x rows against a weight panel) and the backward rank update (dY rows
+/// against weight rows). 12 accumulators + 2 weight vectors + 1 broadcast = 15 of AVX2's 16 registers.
+struct Tile6x16 {
+    var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b1 = SIMD8<Float>()
+    var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
+    var a4 = SIMD8<Float>(), b4 = SIMD8<Float>(), a5 = SIMD8<Float>(), b5 = SIMD8<Float>()
+
+    /// Row i += s_i * (lo, hi), one fused multiply-add per half.
+    @inline(__always)
+    mutating func add(_ lo: SIMD8<Float>, _ hi: SIMD8<Float>, _ s0: Float, _ s1: Float, _ s2: Float,
+                      _ s3: Float, _ s4: Float, _ s5: Float) {
+        var s = SIMD8<Float>(repeating: s0); a0.addProduct(s, lo); b0.addProduct(s, hi)
+        s = SIMD8<Float>(repeating: s1); a1.addProduct(s, lo); b1.addProduct(s, hi)
+        s = SIMD8<Float>(repeating: s2); a2.addProduct(s, lo); b2.addProduct(s, hi)
+        s = SIMD8<Float>(repeating: s3); a3.addProduct(s, lo); b3.addProduct(s, hi)
+        s = SIMD8<Float>(repeating: s4); a4.addProduct(s, lo); b4.addProduct(s, hi)
+        s = SIMD8<Float>(repeating: s5); a5.addProduct(s, lo); b5.addProduct(s, hi)
     }
 }
