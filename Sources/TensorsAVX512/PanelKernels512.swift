@@ -47,7 +47,10 @@ public let quantGroupBytes = 16 * 4 * 2 + 16 * 16
 /// the AVX2 kernel being matched, which adds 0 when there is no bias (only the sign of a zero can differ).
 @inline(__always)
 func put(_ out: UnsafeMutablePointer<Float>, _ v: SIMD16<Float>, _ bias: UnsafePointer<Float>?, cols: Int, addZero: Bool) {
-    if cols == 16 && bias == nil && !addZero { store16(out, v); return }
+    if cols == 16 {
+        if let bias { store16(out, v + load16(bias)) } else { store16(out, addZero ? v + SIMD16<Float>() : v) }
+        return
+    }
     for j in 0..<cols { out[j] = v[j] + (bias?[j] ?? 0) }
 }
 
@@ -165,7 +168,7 @@ func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
                    ahead: UnsafeRawPointer, aheadBytes: Int, partial: UnsafeMutablePointer<Float>) {
     // While the first row block of each k block runs, the next panels' weights are prefetched, spread
     // over its k steps (the multiply-adds hide the latency that reading them at expansion would expose).
-    let step = max(64, (aheadBytes / max(k, 1) + 63) / 64 * 64)
+    let prefetchStep = max(64, (aheadBytes / max(k, 1) + 63) / 64 * 64)
     let colsA = min(16, n - n0), colsB = min(16, n - n0 - 16)
     let bA = offset(bias, n0), bB = offset(bias, n0 + 16)
     var c0 = 0
@@ -182,11 +185,9 @@ func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
             var a4 = saved(4, 0), a5 = saved(5, 0), a6 = saved(6, 0), a7 = saved(7, 0)
             var b0 = saved(0, 1), b1 = saved(1, 1), b2 = saved(2, 1), b3 = saved(3, 1)
             var b4 = saved(4, 1), b5 = saved(5, 1), b6 = saved(6, 1), b7 = saved(7, 1)
-            var wa = UnsafeRawPointer(w0 + c0 * 16), wb = UnsafeRawPointer(w1 + c0 * 16)
-            let prefetching = r0 == rowLo && aheadBytes > 0
-            for q in c0..<c1 {
-                if prefetching && q * step < aheadBytes { ex2_prefetch(ahead + q * step) }
-                let lo = load16(wa), hi = load16(wb)
+            let wa = UnsafeRawPointer(w0), wb = UnsafeRawPointer(w1)
+            @inline(__always) func step(_ q: Int) {
+                let lo = load16(wa + 64 * q), hi = load16(wb + 64 * q)
                 var s = SIMD16<Float>(repeating: x0[q]); a0.addProduct(s, lo); b0.addProduct(s, hi)
                 s = SIMD16<Float>(repeating: x1[q]); a1.addProduct(s, lo); b1.addProduct(s, hi)
                 s = SIMD16<Float>(repeating: x2[q]); a2.addProduct(s, lo); b2.addProduct(s, hi)
@@ -195,7 +196,15 @@ func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
                 s = SIMD16<Float>(repeating: x5[q]); a5.addProduct(s, lo); b5.addProduct(s, hi)
                 s = SIMD16<Float>(repeating: x6[q]); a6.addProduct(s, lo); b6.addProduct(s, hi)
                 s = SIMD16<Float>(repeating: x7[q]); a7.addProduct(s, lo); b7.addProduct(s, hi)
-                wa += 64; wb += 64
+            }
+            // Two loops, so the usual one carries no prefetch test and fewer live registers.
+            if r0 == rowLo && aheadBytes > 0 {
+                for q in c0..<c1 {
+                    if q * prefetchStep < aheadBytes { ex2_prefetch(ahead + q * prefetchStep) }
+                    step(q)
+                }
+            } else {
+                for q in c0..<c1 { step(q) }
             }
             @inline(__always) func row(_ i: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
                 guard i < mr else { return }

@@ -170,6 +170,11 @@ public enum QuantPanelGEMM {
         @inline(__always) func put(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
             guard i < mr else { return }
             let out = y + (r0 + i) * n + n0
+            if cols == 16 {  // adds 0 without a bias, as the scalar tail does
+                let bLo = bias.map { load8($0 + n0) } ?? SIMD8<Float>(), bHi = bias.map { load8($0 + n0 + 8) } ?? SIMD8<Float>()
+                store8(out, a + bLo); store8(out + 8, b + bHi)
+                return
+            }
             for j in 0..<cols { out[j] = (j < 8 ? a[j] : b[j - 8]) + (bias?[n0 + j] ?? 0) }
         }
         put(0, a0, b0); put(1, a1, b1); put(2, a2, b2); put(3, a3, b3)

@@ -156,7 +156,11 @@ public enum PackedGEMM {
         @inline(__always) func put(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
             guard i < mr else { return }
             let out = y + (r0 + i) * n + n0
-            if cols == 16 && bias == nil { store8(out, a); store8(out + 8, b); return }
+            if cols == 16 {
+                if let bias { store8(out, a + load8(bias + n0)); store8(out + 8, b + load8(bias + n0 + 8)) }
+                else { store8(out, a); store8(out + 8, b) }
+                return
+            }
             for j in 0..<cols { out[j] = (j < 8 ? a[j] : b[j - 8]) + (bias?[n0 + j] ?? 0) }
         }
         put(0, t.a0, t.b0); put(1, t.a1, t.b1); put(2, t.a2, t.b2); put(3, t.a3, t.b3); put(4, t.a4, t.b4); put(5, t.a5, t.b5)
