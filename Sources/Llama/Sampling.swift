@@ -26,33 +26,24 @@ public enum Sampler {
     public static func sample(_ logits: UnsafePointer<Float>, vocab: Int, params: SamplingParameters,
                               rng: inout RandomStream) -> (token: Int, logprob: Float) {
         let m = Vec.max(logits, vocab)
-        let invT = params.temperature > 0 ? 1 / params.temperature : 1
-        let filtered = params.topK > 0 && params.topK < vocab || params.topP < 1
-        if params.temperature > 0 && invT == 1 && !filtered {
-            // Temperature 1, full distribution: one exp pass gives both the sampling weights and the
-            // log-normaliser (the same sum sumExpShifted would compute, in the same order).
-            return withUnsafeTemporaryAllocation(of: Float.self, capacity: vocab) { buf in
-                let p = buf.baseAddress!
-                p.update(from: logits, count: vocab)
-                let total = Softmax.expShiftedInPlace(p, vocab, shift: m, scale: 1)
-                let chosen = draw(p, vocab, total: total, rng: &rng)
-                return (chosen, logits[chosen] - (m + Float(log(total))))
-            }
-        }
-        let lse = m + Float(log(Softmax.sumExpShifted(logits, vocab, shift: m)))
+        // log sum exp of the raw logits, in Double accumulation.
+        func logNormaliser() -> Float { m + Float(log(Softmax.sumExpShifted(logits, vocab, shift: m))) }
         if params.temperature <= 0 {
             var best = 0
             for i in 0..<vocab where logits[i] == m { best = i; break }
-            return (best, m - lse)
+            return (best, m - logNormaliser())
         }
-        if filtered {
-            return sampleFiltered(logits, vocab: vocab, params: params, lse: lse, rng: &rng)
+        if params.topK > 0 && params.topK < vocab || params.topP < 1 {
+            return sampleFiltered(logits, vocab: vocab, params: params, lse: logNormaliser(), rng: &rng)
         }
         // Full distribution: unnormalised probabilities exp((x - max) / T) in one vectorised pass.
+        let invT = 1 / params.temperature
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: vocab) { buf in
             let p = buf.baseAddress!
             p.update(from: logits, count: vocab)
             let total = Softmax.expShiftedInPlace(p, vocab, shift: m, scale: invT)
+            // At temperature 1 that sum is the normaliser itself (same terms, same order): no second pass.
+            let lse = invT == 1 ? m + Float(log(total)) : logNormaliser()
             let chosen = draw(p, vocab, total: total, rng: &rng)
             return (chosen, logits[chosen] - lse)
         }

@@ -5,9 +5,12 @@
 // bit. About 1.5 bytes per weight cross the memory bus instead of 4. On AVX-512 CPUs the same arithmetic
 // runs 16 lanes wide (TensorsAVX512), with the same bits.
 
+import CPrefetch
+import TensorsAVX512
+
 public final class QuantPanelWeight: @unchecked Sendable {  // reason: written once at load, then read-only
     public let n: Int, k: Int, panels: Int, groups: Int
-    static let groupBytes = 16 * 4 * 2 + 16 * 16
+    static let groupBytes = quantGroupBytes  // the layout both ISAs' kernels read (TensorsAVX512)
     public let data: UnsafeMutableRawPointer
 
     /// `decompose(r, q, scales, offsets)` writes row r: q[k], scales[k / 16], offsets[k / 16].
@@ -40,9 +43,6 @@ public final class QuantPanelWeight: @unchecked Sendable {  // reason: written o
     }
     deinit { data.deallocate() }
 }
-
-import CPrefetch
-import TensorsAVX512
 
 public enum QuantPanelGEMM {
     /// Up to this many rows the kernel rebuilds weights in registers for each row block; more rows
@@ -168,14 +168,7 @@ public enum QuantPanelGEMM {
         }
         let cols = min(16, n - n0)
         @inline(__always) func put(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
-            guard i < mr else { return }
-            let out = y + (r0 + i) * n + n0
-            if cols == 16 {  // adds 0 without a bias, as the scalar tail does
-                let bLo = bias.map { load8($0 + n0) } ?? SIMD8<Float>(), bHi = bias.map { load8($0 + n0 + 8) } ?? SIMD8<Float>()
-                store8(out, a + bLo); store8(out + 8, b + bHi)
-                return
-            }
-            for j in 0..<cols { out[j] = (j < 8 ? a[j] : b[j - 8]) + (bias?[n0 + j] ?? 0) }
+            if i < mr { storeRow16(y + (r0 + i) * n + n0, a, b, bias.map { $0 + n0 }, cols: cols, addZero: true) }
         }
         put(0, a0, b0); put(1, a1, b1); put(2, a2, b2); put(3, a3, b3)
     }

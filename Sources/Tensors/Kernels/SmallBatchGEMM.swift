@@ -154,17 +154,25 @@ public enum PackedGEMM {
         }
         let cols = min(16, n - n0)
         @inline(__always) func put(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
-            guard i < mr else { return }
-            let out = y + (r0 + i) * n + n0
-            if cols == 16 {
-                if let bias { store8(out, a + load8(bias + n0)); store8(out + 8, b + load8(bias + n0 + 8)) }
-                else { store8(out, a); store8(out + 8, b) }
-                return
-            }
-            for j in 0..<cols { out[j] = (j < 8 ? a[j] : b[j - 8]) + (bias?[n0 + j] ?? 0) }
+            if i < mr { storeRow16(y + (r0 + i) * n + n0, a, b, bias.map { $0 + n0 }, cols: cols, addZero: false) }
         }
         put(0, t.a0, t.b0); put(1, t.a1, t.b1); put(2, t.a2, t.b2); put(3, t.a3, t.b3); put(4, t.a4, t.b4); put(5, t.a5, t.b5)
     }
+}
+
+/// Stores one row of a 16-output panel (two 8-lane halves): `cols` valid outputs, plus the bias when
+/// there is one. `addZero`: add 0 when there is none (the Int8 rebuild kernel does; only the sign of a
+/// zero can differ). The AVX-512 kernels' `put` mirrors this.
+@inline(__always)
+func storeRow16(_ out: UnsafeMutablePointer<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ bias: UnsafePointer<Float>?,
+                cols: Int, addZero: Bool) {
+    if cols == 16 {
+        if let bias { store8(out, a + load8(bias)); store8(out + 8, b + load8(bias + 8)) }
+        else if addZero { store8(out, a + SIMD8<Float>()); store8(out + 8, b + SIMD8<Float>()) }
+        else { store8(out, a); store8(out + 8, b) }
+        return
+    }
+    for j in 0..<cols { out[j] = (j < 8 ? a[j] : b[j - 8]) + (bias?[j] ?? 0) }
 }
 
 /// Accumulators for 6 rows x 16 outputs (two 8-lane halves per row): the AVX2 outer-product step shared
