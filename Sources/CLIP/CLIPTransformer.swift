@@ -41,14 +41,14 @@ struct CLIPTransformer: Sendable {
                 } }
                 linear(qb, nb, block.qkv, rows: rows)
                 CLIPAttention.forward(ab, qkv: qb, width: w, heads: config.heads, segments: segments, causal: causal, scale: scale)
-                addLinear(x, ab, block.out, rows: rows)
+                addLinear(x, ab, block.out, rows: rows, scratch: nb)  // LN1's output is used up
                 // MLP half.
                 block.norm2.weight.withUnsafeBufferPointer { g in block.norm2.bias.withUnsafeBufferPointer { b in
                     Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
                 } }
                 linear(hb, nb, block.fc1, rows: rows)
                 CLIPActivation.apply(config.activation, hb, count: rows * m)
-                addLinear(x, hb, block.fc2, rows: rows)
+                addLinear(x, hb, block.fc2, rows: rows, scratch: nb)  // LN2's output is used up
             }
         } } } }
     }
@@ -63,14 +63,12 @@ func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: Li
     }
 }
 
-/// y[rows, out] += x W^T + b: the residual add after the GEMM (into a scratch of the same size).
-func addLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int) {
+/// y[rows, out] += x W^T + b: the GEMM writes `scratch` ([rows, out], free for reuse), then the residual add.
+func addLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int,
+               scratch: UnsafeMutablePointer<Float>) {
     let n = l.outFeatures
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * n) { t in
-        let tp = t.baseAddress!
-        linear(tp, x, l, rows: rows)
-        parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in Vec.add(y + r * n, tp + r * n, n) }
-    }
+    linear(scratch, x, l, rows: rows)
+    parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in Vec.add(y + r * n, scratch + r * n, n) }
 }
 
 /// out[r] = LayerNorm(x[r]) for `rows` rows of width `dim`.
