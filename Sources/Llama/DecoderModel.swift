@@ -41,6 +41,8 @@ public final class DecoderModel: @unchecked Sendable {  // reason: weights immut
     let ropeGlobal: RoPE
     let ropeLocal: RoPE
 
+    func rope(layer l: Int) -> RoPE { config.slidingLayers[l] ? ropeLocal : ropeGlobal }
+
     public init(config: DecoderConfig, embedding: Linear, layers: [DecoderLayerWeights], finalNorm: [Float], output: Linear?) {
         self.config = config
         self.embedding = embedding
@@ -58,13 +60,15 @@ public final class DecoderModel: @unchecked Sendable {  // reason: weights immut
 
     /// Runs the chunks through the model, appending their keys/values to `cache`. Returns logits
     /// [rows, vocab] for the selected positions (row order: chunks in order, positions in order).
+    /// `adapters` (LoRA, applied as a side path of each adapted layer) default to none: the base model.
     public func forward(_ chunks: [SequenceChunk], cache: KVCache, logits selection: LogitsSelection = .lastOfEachChunk,
-                        workspace: Workspace? = nil) -> [Float] {
+                        workspace: Workspace? = nil, adapters: LoRAState? = nil) -> [Float] {
         let c = config
         let T = chunks.reduce(0) { $0 + $1.tokens.count }
         if T == 0 { return [] }
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
         let ws = workspace ?? Workspace()
+        if let adapters { precondition(adapters.model == c, "adapters were made for another model configuration") }
         ws.reserve(rows: T, hidden: H, qDim: qDim, kvDim: kvDim, intermediate: I)
 
         // Row bookkeeping: which chunk each row belongs to and its cache position.
@@ -81,51 +85,36 @@ public final class DecoderModel: @unchecked Sendable {  // reason: weights immut
             }
         }
 
-        let x = ws.x, h = ws.h, q = ws.q, k = ws.k, v = ws.v, att = ws.att, o = ws.o, g = ws.gate, u = ws.up
+        let x = ws.x
         for t in 0..<T { embedding.row(ids[t], into: x + t * H) }
         if c.embeddingScale != 1 { Vec.scale(x, c.embeddingScale, T * H) }
 
+        // The product act(gate) * up overwrites gate: inference keeps no pre-activations.
+        let io = LayerIO(x: x, h: ws.h, q: ws.q, k: ws.k, v: ws.v, att: ws.att, o: ws.o, gate: ws.gate, up: ws.up, act: ws.gate)
         positions.withUnsafeBufferPointer { posBuf in
             let pos = posBuf.baseAddress!
-            for (l, w) in layers.enumerated() {
-                Norms.rmsNorm(h, x, weight: w.attnNorm, rows: T, dim: H, eps: c.rmsEps)
-                w.q.forward(q, h, rows: T)
-                w.k.forward(k, h, rows: T)
-                w.v.forward(v, h, rows: T)
-                if let qn = w.qNorm { Norms.rmsNorm(q, q, weight: qn, rows: T * c.heads, dim: hd, eps: c.rmsEps) }
-                if let kn = w.kNorm { Norms.rmsNorm(k, k, weight: kn, rows: T * c.kvHeads, dim: hd, eps: c.rmsEps) }
+            for l in layers.indices {
                 let sliding = c.slidingLayers[l]
-                let rope = sliding ? ropeLocal : ropeGlobal
-                rope.apply(q, rows: T, stride: qDim, heads: c.heads, headDim: hd, positions: pos)
-                rope.apply(k, rows: T, stride: kvDim, heads: c.kvHeads, headDim: hd, positions: pos)
-                // Append this layer's keys and values to each sequence's cache slot.
-                for t in 0..<T {
-                    let slot = chunks[rowChunk[t]].slot
-                    cache.keys(layer: l, slot: slot, position: positions[t]).update(from: k + t * kvDim, count: kvDim)
-                    cache.values(layer: l, slot: slot, position: positions[t]).update(from: v + t * kvDim, count: kvDim)
+                layerForward(l, io: io, rows: T, positions: pos, adapters: adapters, dropout: nil, record: nil) { att in
+                    // Append this layer's keys and values to each sequence's cache slot, then attend over it.
+                    let k = io.k, v = io.v, q = io.q
+                    for t in 0..<T {
+                        let slot = chunks[rowChunk[t]].slot
+                        cache.keys(layer: l, slot: slot, position: positions[t]).update(from: k + t * kvDim, count: kvDim)
+                        cache.values(layer: l, slot: slot, position: positions[t]).update(from: v + t * kvDim, count: kvDim)
+                    }
+                    let window = sliding ? c.slidingWindow : nil
+                    let scale = c.attentionScale
+                    parallelFor(T * c.heads, minPerChunk: 4) { item in
+                        let t = item / c.heads, head = item % c.heads
+                        let slot = chunks[rowChunk[t]].slot
+                        Attention.attendHead(att + t * qDim + head * hd, q: q + t * qDim + head * hd,
+                                             keys: cache.keys(layer: l, slot: slot, position: 0),
+                                             values: cache.values(layer: l, slot: slot, position: 0),
+                                             kvStride: kvDim, kvOffset: (head / (c.heads / c.kvHeads)) * hd,
+                                             position: pos[t], headDim: hd, scale: scale, window: window)
+                    }
                 }
-                let window = sliding ? c.slidingWindow : nil
-                let scale = c.attentionScale
-                parallelFor(T * c.heads, minPerChunk: 4) { item in
-                    let t = item / c.heads, head = item % c.heads
-                    let slot = chunks[rowChunk[t]].slot
-                    Attention.attendHead(att + t * qDim + head * hd, q: q + t * qDim + head * hd,
-                                         keys: cache.keys(layer: l, slot: slot, position: 0),
-                                         values: cache.values(layer: l, slot: slot, position: 0),
-                                         kvStride: kvDim, kvOffset: (head / (c.heads / c.kvHeads)) * hd,
-                                         position: pos[t], headDim: hd, scale: scale, window: window)
-                }
-                w.o.forward(o, att, rows: T)
-                if let pn = w.postAttnNorm { Norms.rmsNorm(o, o, weight: pn, rows: T, dim: H, eps: c.rmsEps) }
-                Vec.add(x, o, T * H)
-
-                Norms.rmsNorm(h, x, weight: w.ffnNorm, rows: T, dim: H, eps: c.rmsEps)
-                w.gate.forward(g, h, rows: T)
-                w.up.forward(u, h, rows: T)
-                c.activation.gated(g, gate: g, gateStride: I, up: u, upStride: I, rows: T, n: I)
-                w.down.forward(o, g, rows: T)
-                if let pn = w.postFfnNorm { Norms.rmsNorm(o, o, weight: pn, rows: T, dim: H, eps: c.rmsEps) }
-                Vec.add(x, o, T * H)
             }
         }
         for ch in chunks { cache.lengths[ch.slot] = ch.startPosition + ch.tokens.count }
@@ -139,7 +128,7 @@ public final class DecoderModel: @unchecked Sendable {  // reason: weights immut
             var end = 0
             for ch in chunks { end += ch.tokens.count; if !ch.tokens.isEmpty { selected.append(end - 1) } }
         }
-        let n = selected.count, V = c.vocabSize
+        let n = selected.count, V = c.vocabSize, h = ws.h
         // Gather the selected rows of the residual stream into h, then normalise and project them.
         for (i, row) in selected.enumerated() { (h + i * H).update(from: x + row * H, count: H) }
         Norms.rmsNorm(h, h, weight: finalNorm, rows: n, dim: H, eps: c.rmsEps)

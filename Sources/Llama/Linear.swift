@@ -87,6 +87,32 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
         }
     }
 
+    /// dx[rows, in] = dy[rows, out] · W (or += when `accumulate`): the gradient through this frozen
+    /// layer to its input. No gradient of W is ever formed.
+    public func inputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, rows: Int, accumulate: Bool = false) {
+        guard rows > 0 else { return }
+        if let qp = quantPanels {
+            PanelBackward.inputGradient(dx, dy, qp, m: rows, accumulate: accumulate)
+        } else if let p = packed {
+            PanelBackward.inputGradient(dx, dy, p, m: rows, accumulate: accumulate)
+        } else if let q = quantized {
+            // Weight rows dequantized a tile at a time: dx += dy[:, tile] · W[tile, :].
+            let n = inFeatures, out = outFeatures, tile = 256
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
+            defer { scratch.deallocate() }
+            var start = 0
+            while start < out {
+                let count = min(tile, out - start)
+                parallelChunks(count, minPerChunk: 16) { r in
+                    for i in r { dequantizeRow(q.type, q.base + (start + i) * q.rowBytes, scratch + i * n, count: n) }
+                }
+                BLAS.gemm(m: rows, n: n, k: count, a: dy + start, lda: out, b: scratch, ldb: n,
+                          beta: (accumulate || start > 0) ? 1 : 0, c: dx, ldc: n)
+                start += count
+            }
+        }
+    }
+
     private func withBias(_ b: [Float]?, _ body: (UnsafePointer<Float>?) -> Void) {
         if let b { b.withUnsafeBufferPointer { body($0.baseAddress!) } } else { body(nil) }
     }

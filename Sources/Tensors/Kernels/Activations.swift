@@ -81,4 +81,45 @@ public enum Activation: String, Sendable, Codable {
             while i < n { o[i] = apply(g[i]) * u[i]; i += 1 }
         }
     }
+
+    /// Backward of `gated`: with out = act(gate) * up, dGate = dOut * up * act'(gate) and dUp = dOut * act(gate),
+    /// all [rows, n] contiguous. dGate/dUp may be the dOut buffer itself (each element is read before written).
+    public func gatedBackward(dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                              gate: UnsafePointer<Float>, up: UnsafePointer<Float>, rows: Int, n: Int) {
+        parallelChunks(rows * n, minPerChunk: 16384) { range in
+            var i = range.lowerBound
+            if self == .silu || self == .geluTanh {
+                while i + 8 <= range.upperBound {
+                    let x = load8(gate + i), u = load8(up + i), d = load8(dOut + i)
+                    let a: SIMD8<Float>, da: SIMD8<Float>
+                    if self == .silu {
+                        // s = sigmoid(x); silu = x s; silu' = s (1 + x (1 - s)).
+                        let s = 1 / (1 + Vec.exp8(-x))
+                        a = x * s; da = s * (1 + x * (1 - s))
+                    } else {
+                        // 0.5 x (1 + t), t = tanh(c), c = k0 (x + k1 x^3); d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k0 (1 + 3 k1 x^2).
+                        let k0 = SIMD8<Float>(repeating: 0.79788456080286535588), k1 = SIMD8<Float>(repeating: 0.044715)
+                        let c = k0 * (x + k1 * x * x * x)
+                        let onePlusT = 2 - 2 / (Vec.exp8(2 * c) + 1)
+                        let t = onePlusT - 1
+                        a = 0.5 * x * onePlusT
+                        let half = SIMD8<Float>(repeating: 0.5), one = SIMD8<Float>(repeating: 1)
+                        let x2: SIMD8<Float> = x * x
+                        let dc: SIMD8<Float> = k0 * (one + 3 * k1 * x2)
+                        let sech2: SIMD8<Float> = one - t * t
+                        da = half * onePlusT + half * x * sech2 * dc
+                    }
+                    store8(dGate + i, d * u * da)
+                    store8(dUp + i, d * a)
+                    i += 8
+                }
+            }
+            while i < range.upperBound {
+                let x = gate[i], u = up[i], d = dOut[i]
+                dGate[i] = d * u * derivative(x)
+                dUp[i] = d * apply(x)
+                i += 1
+            }
+        }
+    }
 }

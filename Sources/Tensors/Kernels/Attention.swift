@@ -76,3 +76,51 @@ public enum Attention {
         }
     }
 }
+
+extension Attention {
+    /// Backward of causal attention for one sequence of L rows and one key/value head g with its `group`
+    /// query heads (so no two calls write the same dk/dv rows). Inputs are the forward's: q [L, qStride]
+    /// (rotated), keys/values [L, kvStride], the saved weights probs [heads][L][L] (row t: weights over keys
+    /// 0...t, zero outside the mask) and dOut [L, qStride]. Writes dq for the group's heads and dk, dv for
+    /// head g (overwriting them), through dS = P * (dP - rowsum(P * dP)), dP = dOut V^T:
+    /// dq = scale dS K, dk = scale dS^T Q, dv = P^T dOut. `window`/`keyStart` as in the forward.
+    public static func backwardGroup(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                                     dv: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                                     q: UnsafePointer<Float>, qStride: Int, keys: UnsafePointer<Float>,
+                                     values: UnsafePointer<Float>, kvStride: Int, probs: UnsafePointer<Float>,
+                                     length L: Int, kvHead g: Int, shape: AttentionShape, scale: Float,
+                                     window: Int? = nil) {
+        let hd = shape.headDim, group = shape.heads / shape.kvHeads, kvOff = g * hd
+        for j in 0..<L {
+            for i in 0..<hd { dk[j * kvStride + kvOff + i] = 0; dv[j * kvStride + kvOff + i] = 0 }
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, L)) { buf in
+            let ds = buf.baseAddress!
+            for h in g * group ..< (g + 1) * group {
+                let qOff = h * hd
+                for t in 0..<L {
+                    let lo = window.map { max(0, t - $0 + 1) } ?? 0
+                    let p = probs + (h * L + t) * L
+                    let go = dOut + t * qStride + qOff
+                    // dP_j = dOut_t · v_j, and its P-weighted mean.
+                    var mean: Float = 0
+                    for j in lo...t {
+                        let dp = Vec.dot(go, values + j * kvStride + kvOff, hd)
+                        ds[j] = dp; mean += p[j] * dp
+                    }
+                    let dqt = dq + t * qStride + qOff
+                    for i in 0..<hd { dqt[i] = 0 }
+                    let qt = q + t * qStride + qOff
+                    for j in lo...t {
+                        let pj = p[j]
+                        // dv_j += p_j dOut_t; dS_j = p_j (dP_j - mean), scaled once for q and k.
+                        Vec.axpy(dv + j * kvStride + kvOff, pj, go, hd)
+                        let s = pj * (ds[j] - mean) * scale
+                        Vec.axpy(dqt, s, keys + j * kvStride + kvOff, hd)
+                        Vec.axpy(dk + j * kvStride + kvOff, s, qt, hd)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -27,6 +27,31 @@ public enum Norms {
         }
     }
 
+    /// Backward of `rmsNorm`: given dy = dL/d(out), dx = s w dy - x s^3 / dim * sum(w dy x), with s the
+    /// saved `rstd`. Adds into dx when `accumulate`; dx may be dy itself when not accumulating.
+    public static func rmsNormBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                       x: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                                       weight: UnsafePointer<Float>?, rows: Int, dim: Int, accumulate: Bool = false) {
+        parallelFor(rows, minPerChunk: max(1, 8192 / max(dim, 1))) { r in
+            let xr = x + r * dim, g = dy + r * dim, out = dx + r * dim
+            let s = rstd[r]
+            // sum_j w_j dy_j x_j, then the two terms.
+            var acc = SIMD8<Float>()
+            var i = 0
+            while i + 8 <= dim {
+                let wg = weight.map { load8($0 + i) * load8(g + i) } ?? load8(g + i)
+                acc.addProduct(wg, load8(xr + i)); i += 8
+            }
+            var dot = acc.sum()
+            while i < dim { dot += (weight?[i] ?? 1) * g[i] * xr[i]; i += 1 }
+            let c = dot * s * s * s / Float(dim)
+            for j in 0..<dim {
+                let v = s * (weight?[j] ?? 1) * g[j] - xr[j] * c
+                out[j] = accumulate ? out[j] + v : v
+            }
+        }
+    }
+
     /// out[r,:] = (x - mean) / sqrt(var + eps) * weight + bias (biased variance, as torch.nn.LayerNorm).
     public static func layerNorm(_ out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>? = nil,
                                  rstd: UnsafeMutablePointer<Float>? = nil, _ x: UnsafePointer<Float>,

@@ -27,14 +27,15 @@ public struct RoPE: Sendable {
     }
 
     /// Rotates `heads` heads of size `headDim` in each of `rows` rows (row stride `stride`) in place;
-    /// row r sits at position positions[r].
+    /// row r sits at position positions[r]. `inverse` rotates by minus the angle: the rotation is
+    /// orthogonal, so that is its backward (the gradient of the rotated vector, rotated back).
     public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, stride: Int, heads: Int, headDim: Int,
-                      positions: UnsafePointer<Int>) {
+                      positions: UnsafePointer<Int>, inverse: Bool = false) {
         let half = rotaryDim / 2
         parallelFor(rows, minPerChunk: 8) { r in
             var cosv = [Float](repeating: 0, count: half), sinv = [Float](repeating: 0, count: half)
             let p = Float(positions[r])
-            for i in 0..<half { let a = p * invFreq[i]; cosv[i] = cosf(a); sinv[i] = sinf(a) }
+            for i in 0..<half { let a = p * invFreq[i]; cosv[i] = cosf(a); sinv[i] = inverse ? -sinf(a) : sinf(a) }
             for h in 0..<heads {
                 let v = x + r * stride + h * headDim
                 switch convention {

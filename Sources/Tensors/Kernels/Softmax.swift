@@ -56,4 +56,50 @@ public enum Softmax {
         while i < n { total += Double(expf((x[i] - shift) * scale)); i += 1 }
         return total
     }
+
+    /// Of one row of logits z: log softmax(z)[target] and the entropy H = logsumexp(z) - sum softmax(z) z
+    /// (TRL's formula), with Double accumulation across blocks.
+    public static func logProbAndEntropy(_ z: UnsafePointer<Float>, _ n: Int, target: Int) -> (logProb: Float, entropy: Float) {
+        let (lse, mean) = logSumExpAndMean(z, n)
+        return (Float(Double(z[target]) - lse), Float(lse - mean))
+    }
+
+    /// logsumexp(z) and the softmax-weighted mean of z, in one pass.
+    static func logSumExpAndMean(_ z: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
+        let m = Vec.max(z, n)
+        let sv = SIMD8<Float>(repeating: m)
+        var total = 0.0, weighted = 0.0
+        var i = 0
+        while i + 8 <= n {
+            var acc = SIMD8<Float>(), wacc = SIMD8<Float>()
+            let end = min(n, i + 1024)
+            while i + 8 <= end {
+                let x = load8(z + i), e = Vec.exp8(x - sv)
+                acc += e; wacc.addProduct(e, x); i += 8
+            }
+            total += Double(acc.sum()); weighted += Double(wacc.sum())
+        }
+        while i < n { let e = expf(z[i] - m); total += Double(e); weighted += Double(e * z[i]); i += 1 }
+        return (Double(m) + log(total), weighted / total)
+    }
+
+    /// Backward of `logProbAndEntropy`, in place: z (logits) becomes dz = dLogProb (onehot - p) -
+    /// dEntropy p (log p + H), with p = softmax(z).
+    public static func logProbAndEntropyBackward(_ z: UnsafeMutablePointer<Float>, _ n: Int, target: Int,
+                                                 dLogProb: Float, dEntropy: Float) {
+        let (lseD, mean) = logSumExpAndMean(z, n)
+        let lse = Float(lseD), h = Float(lseD - mean)
+        let lv = SIMD8<Float>(repeating: lse), hv = SIMD8<Float>(repeating: h)
+        let a = SIMD8<Float>(repeating: dLogProb), b = SIMD8<Float>(repeating: dEntropy)
+        var i = 0
+        while i + 8 <= n {
+            let logp = load8(z + i) - lv, p = Vec.exp8(logp)
+            store8(z + i, -(a * p) - b * p * (logp + hv)); i += 8
+        }
+        while i < n {
+            let logp = z[i] - lse, p = expf(logp)
+            z[i] = -dLogProb * p - dEntropy * p * (logp + h); i += 1
+        }
+        z[target] += dLogProb
+    }
 }

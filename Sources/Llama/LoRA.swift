@@ -1,0 +1,215 @@
+// LoRA adapters as PEFT defines them, and TRL's value head, as the trainable part of a frozen decoder.
+// Every trainable number (each adapter's A [r, in] and B [out, r], the value head's weight [hidden] and
+// bias) lives in one flat buffer, with their gradients in a second buffer of the same layout, so an
+// optimizer is one loop over two arrays (llm.c style). The base model is never touched: the forward takes
+// the state as an argument, and passing nil is PPO's reference policy.
+//
+// Math (PEFT): y = W x + s B A dropout(x), s = alpha / r (alpha / sqrt(r) with rsLoRA); A is
+// Kaiming-uniform with a = sqrt(5) (uniform in ±1/sqrt(in)), B is zero. Dropout masks come from a
+// counter-based hash of (seed, module, element), so the backward pass regenerates the forward's mask
+// instead of storing it, and a run replays exactly from its seed.
+import Foundation
+import Tensors
+
+/// The linear layers of a decoder block LoRA can adapt, named as PEFT's target_modules name them.
+public enum LoRATarget: String, CaseIterable, Sendable, Codable {
+    case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj", gate = "gate_proj", up = "up_proj", down = "down_proj"
+
+    /// The index of the module in a layer's slot table.
+    var index: Int { LoRATarget.allCases.firstIndex(of: self)! }
+
+    /// (in, out) features of this module in a model of configuration c.
+    public func features(_ c: DecoderConfig) -> (in: Int, out: Int) {
+        let H = c.hiddenSize, q = c.heads * c.headDim, kv = c.kvHeads * c.headDim, I = c.intermediateSize
+        switch self {
+        case .q: return (H, q)
+        case .k, .v: return (H, kv)
+        case .o: return (q, H)
+        case .gate, .up: return (H, I)
+        case .down: return (I, H)
+        }
+    }
+}
+
+public struct LoRAConfig: Sendable, Equatable {
+    public var rank: Int
+    public var alpha: Float
+    public var dropout: Float
+    public var targets: [LoRATarget]
+    public var useRSLoRA: Bool
+
+    /// Defaults of the EX2 reference run: r 16, alpha 32, dropout 0.05, q_proj and v_proj (PEFT's
+    /// default targets for Llama-family models).
+    public init(rank: Int = 16, alpha: Float = 32, dropout: Float = 0.05, targets: [LoRATarget] = [.q, .v], useRSLoRA: Bool = false) {
+        self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets; self.useRSLoRA = useRSLoRA
+    }
+
+    /// The factor on B A x.
+    public var scale: Float { useRSLoRA ? alpha / Float(Double(rank).squareRoot()) : alpha / Float(rank) }
+}
+
+/// Where one adapted module's A and B sit in the flat buffers.
+public struct LoRASlot: Sendable {
+    public let layer: Int
+    public let target: LoRATarget
+    public let inFeatures: Int, outFeatures: Int
+    /// Offsets of A [r, in] and B [out, r] (row-major, PyTorch's layout).
+    public let a: Int, b: Int
+}
+
+public final class LoRAState: @unchecked Sendable {  // reason: owner of the parameter buffers; one trainer writes them at a time
+    public let config: LoRAConfig
+    public let model: DecoderConfig
+    public let slots: [LoRASlot]
+    private let table: [Int?]  // [layer * 7 + target index] -> slot index
+    /// Offset of the value head's weight [hidden] (bias at +hidden) when there is one.
+    public let valueHeadOffset: Int?
+    public let count: Int
+    public let parameters: UnsafeMutablePointer<Float>
+    public let gradients: UnsafeMutablePointer<Float>
+
+    /// Adapters on `config.targets` of every layer (A Kaiming-uniform, B zero) and, when `valueHead`, TRL's
+    /// value head with nn.Linear's default initialisation; all drawn from `seed`.
+    public init(model: DecoderConfig, config: LoRAConfig, valueHead: Bool, seed: UInt64) {
+        precondition(config.rank > 0, "LoRA rank must be positive")
+        self.config = config
+        self.model = model
+        var slots: [LoRASlot] = []
+        var table = [Int?](repeating: nil, count: model.layers * LoRATarget.allCases.count)
+        var offset = 0
+        for l in 0..<model.layers {
+            for t in LoRATarget.allCases where config.targets.contains(t) {
+                let (i, o) = t.features(model)
+                table[l * LoRATarget.allCases.count + t.index] = slots.count
+                slots.append(LoRASlot(layer: l, target: t, inFeatures: i, outFeatures: o, a: offset, b: offset + config.rank * i))
+                offset += config.rank * (i + o)
+            }
+        }
+        if valueHead { valueHeadOffset = offset; offset += model.hiddenSize + 1 } else { valueHeadOffset = nil }
+        self.slots = slots
+        self.table = table
+        count = offset
+        parameters = .allocate(capacity: max(1, offset))
+        parameters.initialize(repeating: 0, count: max(1, offset))
+        gradients = .allocate(capacity: max(1, offset))
+        gradients.initialize(repeating: 0, count: max(1, offset))
+        for (i, s) in slots.enumerated() {
+            var rng = RandomStream(seed: Generator.sequenceSeed(seed, i))
+            let bound = 1 / Float(Double(s.inFeatures).squareRoot())
+            for j in 0..<(config.rank * s.inFeatures) { parameters[s.a + j] = (2 * rng.nextFloat() - 1) * bound }
+        }
+        if let v = valueHeadOffset {
+            var rng = RandomStream(seed: Generator.sequenceSeed(seed, slots.count))
+            let bound = 1 / Float(Double(model.hiddenSize).squareRoot())
+            for j in 0...model.hiddenSize { parameters[v + j] = (2 * rng.nextFloat() - 1) * bound }
+        }
+    }
+    deinit { parameters.deallocate(); gradients.deallocate() }
+
+    public func slot(layer: Int, _ target: LoRATarget) -> LoRASlot? {
+        table[layer * LoRATarget.allCases.count + target.index].map { slots[$0] }
+    }
+
+    public func zeroGradients() { gradients.update(repeating: 0, count: count) }
+
+    /// Copies parameters (not gradients) from another state of the same layout.
+    public func copyParameters(from other: LoRAState) {
+        precondition(other.count == count, "LoRA layouts differ")
+        parameters.update(from: other.parameters, count: count)
+    }
+}
+
+/// Seeds of the dropout masks of one forward call; nil dropout means evaluation mode.
+public struct DropoutSettings: Sendable, Equatable {
+    public var seed: UInt64
+    /// Probability of zeroing an element of a LoRA branch's input.
+    public var lora: Float
+    /// Probability of zeroing an element of the value head's input.
+    public var valueHead: Float
+    public init(seed: UInt64, lora: Float, valueHead: Float) { self.seed = seed; self.lora = lora; self.valueHead = valueHead }
+
+    /// The mask seed of LoRA module `target` of `layer`.
+    func loraSeed(layer: Int, _ target: LoRATarget) -> UInt64 { Generator.sequenceSeed(seed, layer * 8 + target.index) }
+    var valueHeadSeed: UInt64 { Generator.sequenceSeed(seed, 1 << 20) }
+}
+
+enum DropoutMask {
+    /// Whether element `index` survives under mask `seed` with drop probability p (splitmix64 of the pair).
+    @inline(__always)
+    static func keep(_ seed: UInt64, _ index: Int, p: Float) -> Bool {
+        var x = seed &+ UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15
+        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+        x ^= x >> 31
+        return Float(x >> 40) * 0x1.0p-24 >= p
+    }
+
+    /// out[i] = x[i] / (1 - p) where kept, else 0 (torch.nn.Dropout in training mode); out may be x.
+    static func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, seed: UInt64, p: Float) {
+        let s = 1 / (1 - p)
+        parallelChunks(count, minPerChunk: 16384) { r in
+            for i in r { out[i] = keep(seed, i, p: p) ? x[i] * s : 0 }
+        }
+    }
+}
+
+extension LoRAState {
+    /// y[rows, out] += s B A dropout(x) for `slot`; z [rows, r] receives A dropout(x) when given (the
+    /// backward needs it).
+    func forward(_ slot: LoRASlot, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
+                 dropout: DropoutSettings?, z zOut: UnsafeMutablePointer<Float>?) {
+        let r = config.rank, n = slot.inFeatures, out = slot.outFeatures
+        withDropped(slot, x, rows: rows, dropout: dropout) { xd in
+            withScratch(zOut, rows * r) { z in
+                BLAS.gemm(transB: true, m: rows, n: r, k: n, a: xd, lda: n, b: parameters + slot.a, ldb: n, c: z, ldc: r)
+                BLAS.gemm(transB: true, m: rows, n: out, k: r, alpha: config.scale, a: z, lda: r,
+                          b: parameters + slot.b, ldb: r, beta: 1, c: y, ldc: out)
+            }
+        }
+    }
+
+    /// Backward of `forward` given dy [rows, out]: adds to the gradients of A and B and to dx [rows, in].
+    /// `z` is what the forward saved; x is the module's (undropped) input.
+    func backward(_ slot: LoRASlot, dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                  z: UnsafePointer<Float>, rows: Int, dropout: DropoutSettings?) {
+        let r = config.rank, n = slot.inFeatures, out = slot.outFeatures, s = config.scale
+        // dB += s dy^T z ; dz = s dy B
+        BLAS.gemm(transA: true, m: out, n: r, k: rows, alpha: s, a: dy, lda: out, b: z, ldb: r, beta: 1, c: gradients + slot.b, ldc: r)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * r) { dzb in
+            let dz = dzb.baseAddress!
+            BLAS.gemm(m: rows, n: r, k: out, alpha: s, a: dy, lda: out, b: parameters + slot.b, ldb: r, c: dz, ldc: r)
+            // dA += dz^T dropout(x)
+            withDropped(slot, x, rows: rows, dropout: dropout) { xd in
+                BLAS.gemm(transA: true, m: r, n: n, k: rows, a: dz, lda: r, b: xd, ldb: n, beta: 1, c: gradients + slot.a, ldc: n)
+            }
+            // dx += mask (dz A) / (1 - p)
+            if let d = dropout, d.lora > 0 {
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * n) { tb in
+                    let t = tb.baseAddress!
+                    BLAS.gemm(m: rows, n: n, k: r, a: dz, lda: r, b: parameters + slot.a, ldb: n, c: t, ldc: n)
+                    DropoutMask.apply(t, t, count: rows * n, seed: d.loraSeed(layer: slot.layer, slot.target), p: d.lora)
+                    Vec.add(dx, t, rows * n)
+                }
+            } else {
+                BLAS.gemm(m: rows, n: n, k: r, a: dz, lda: r, b: parameters + slot.a, ldb: n, beta: 1, c: dx, ldc: n)
+            }
+        }
+    }
+
+    /// Runs body on dropout(x) (x itself when there is no dropout).
+    private func withDropped(_ slot: LoRASlot, _ x: UnsafePointer<Float>, rows: Int, dropout: DropoutSettings?,
+                             _ body: (UnsafePointer<Float>) -> Void) {
+        guard let d = dropout, d.lora > 0 else { body(x); return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * slot.inFeatures) { b in
+            DropoutMask.apply(b.baseAddress!, x, count: rows * slot.inFeatures, seed: d.loraSeed(layer: slot.layer, slot.target), p: d.lora)
+            body(b.baseAddress!)
+        }
+    }
+}
+
+/// Runs body on `given`, or on a temporary buffer of `count` floats when nil.
+@inline(__always)
+func withScratch(_ given: UnsafeMutablePointer<Float>?, _ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+    if let given { body(given); return }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, count)) { body($0.baseAddress!) }
+}

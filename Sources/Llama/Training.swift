@@ -1,0 +1,308 @@
+// The training forward and backward of a decoder with LoRA adapters and a value head, as PPO needs them:
+// over whole token sequences of different lengths (no padding), the log-probability of each scored
+// position's next token, the entropy of its distribution and the value head's output, then the exact
+// gradient of any loss of those three with respect to every adapter and value-head parameter. The base
+// model stays frozen: gradients flow through its weight panels as dX = dY W and no gradient of a frozen
+// weight is ever formed.
+//
+// The vocabulary projection runs only on scored positions, in chunks of rows, so [rows, vocab] logits
+// never exist at once; the backward recomputes each chunk's logits rather than keeping them (one more
+// lm-head GEMM instead of 4 x rows x vocab bytes).
+import Foundation
+import Tensors
+
+/// One training sequence: positions scoredFrom ..< tokens.count - 1 are scored, each predicting the next
+/// token (PPO: query ++ response, scoredFrom = query length - 1).
+public struct TrainingSequence: Sendable, Equatable {
+    public var tokens: [Int]
+    public var scoredFrom: Int
+    public init(tokens: [Int], scoredFrom: Int) { self.tokens = tokens; self.scoredFrom = scoredFrom }
+    public var scoredCount: Int { max(0, tokens.count - 1 - scoredFrom) }
+}
+
+/// Per scored position, sequences in order: log p(next token), the entropy, and the value (empty when the
+/// adapters carry no value head or none were passed).
+public struct TrainingOutputs: Sendable, Equatable {
+    public var logProbs: [Float]
+    public var entropies: [Float]
+    public var values: [Float]
+}
+
+/// Everything a training forward keeps for its backward, sized once for the largest batch seen and reused.
+public final class TrainingArena: @unchecked Sendable {  // reason: owned by one trainer; one forward/backward at a time
+    /// Rows of logits computed at once (a [chunk, vocab] buffer).
+    public static let logitRows = 64
+
+    private var buffer: UnsafeMutablePointer<Float>?
+    private var capacity = 0
+    /// Bytes of the last reservation (the benchmark reports it).
+    public private(set) var reservedBytes = 0
+
+    // Layout of the batch of the last forward.
+    var sequences: [TrainingSequence] = []
+    var starts: [Int] = []             // first row of each sequence
+    var positions: [Int] = []          // (T) position of each row inside its sequence
+    var probStarts: [Int] = []         // per sequence: offset of its (heads, L, L) weights in a layer's probs
+    var scoredRows: [Int] = []         // (S) the rows whose next token is scored
+    var targets: [Int] = []            // (S) that next token
+    var dropout: DropoutSettings?
+    weak var adapters: LoRAState?
+    var hasForward = false
+
+    var io: [LayerIO] = []
+    var records: [LayerRecord] = []
+    var grads = LayerGradients(dh: TrainingArena.dangling, dO: TrainingArena.dangling, dAct: TrainingArena.dangling, dUp: TrainingArena.dangling,
+                               dq: TrainingArena.dangling, dAtt: TrainingArena.dangling, dk: TrainingArena.dangling, dv: TrainingArena.dangling)
+    var dx = TrainingArena.dangling       // (T, H) gradient of the residual stream
+    var finalIn = TrainingArena.dangling  // (S, H) residual stream at the scored rows
+    var finalOut = TrainingArena.dangling // (S, H) after the final norm: the lm head's and value head's input
+    var finalRstd = TrainingArena.dangling // (S)
+    var dFinal = TrainingArena.dangling   // (S, H)
+    var logits = TrainingArena.dangling   // (logitRows, V)
+
+    static var dangling: UnsafeMutablePointer<Float> { UnsafeMutablePointer(bitPattern: 64)! }
+
+    public init() {}
+    deinit { buffer?.deallocate() }
+
+    /// Lays out every buffer for `seqs` on model c (two passes: count, then assign).
+    func reserve(_ c: DecoderConfig, _ seqs: [TrainingSequence], rank: Int?) {
+        let T = seqs.reduce(0) { $0 + $1.tokens.count }, S = seqs.reduce(0) { $0 + $1.scoredCount }
+        let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
+        let probFloats = seqs.reduce(0) { $0 + c.heads * $1.tokens.count * $1.tokens.count }
+        let gemma = c.isGemma
+        func layout(_ base: UnsafeMutablePointer<Float>) -> Int {
+            var off = 0
+            func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+                defer { off += (max(n, 1) + 15) / 16 * 16 }  // 64-byte aligned runs
+                return base + off
+            }
+            let h = take(T * H), o = take(T * H), act = take(T * I)
+            io = []; records = []
+            for _ in 0..<c.layers {
+                io.append(LayerIO(x: Self.dangling, h: h, q: take(T * qDim), k: take(T * kvDim), v: take(T * kvDim),
+                                  att: take(T * qDim), o: o, gate: take(T * I), up: take(T * I), act: act))
+                var z = [UnsafeMutablePointer<Float>?](repeating: nil, count: LoRATarget.allCases.count)
+                if let rank { for t in LoRATarget.allCases.indices { z[t] = take(T * rank) } }
+                records.append(LayerRecord(
+                    x0: take(T * H), x1: take(T * H), rstd1: take(T), rstd2: take(T),
+                    qRaw: gemma ? take(T * qDim) : nil, kRaw: gemma ? take(T * kvDim) : nil,
+                    qRstd: gemma ? take(T * c.heads) : nil, kRstd: gemma ? take(T * c.kvHeads) : nil,
+                    oPre: gemma ? take(T * H) : nil, dPre: gemma ? take(T * H) : nil,
+                    rstdPostAttn: gemma ? take(T) : nil, rstdPostFfn: gemma ? take(T) : nil,
+                    probs: take(probFloats), loraZ: z))
+            }
+            let x = take(T * H)
+            for l in io.indices { io[l].x = x }
+            dx = take(T * H)
+            grads = LayerGradients(dh: take(T * H), dO: take(T * H), dAct: take(T * I), dUp: take(T * I),
+                                   dq: take(T * qDim), dAtt: take(T * qDim), dk: take(T * kvDim), dv: take(T * kvDim))
+            finalIn = take(S * H); finalOut = take(S * H); finalRstd = take(S); dFinal = take(S * H)
+            logits = take(Self.logitRows * c.vocabSize)
+            return off
+        }
+        let total = layout(Self.dangling)
+        if total > capacity {
+            buffer?.deallocate()
+            buffer = .allocate(capacity: total)  // every run is written before it is read
+            capacity = total
+        }
+        reservedBytes = total * 4
+        _ = layout(buffer!)
+    }
+}
+
+public enum TrainingError: Error, CustomStringConvertible {
+    case badSequence(index: Int, reason: String)
+    public var description: String {
+        switch self {
+        case let .badSequence(i, reason): return "training sequence \(i): \(reason)"
+        }
+    }
+}
+
+extension DecoderModel {
+    /// Forward over `sequences` (each alone in its attention, rows laid end to end). `adapters` nil is the
+    /// base model (PPO's reference policy); `dropout` nil is evaluation mode. The arena keeps what
+    /// `trainingBackward` needs.
+    public func trainingForward(_ sequences: [TrainingSequence], adapters: LoRAState?, dropout: DropoutSettings? = nil,
+                                arena: TrainingArena) throws -> TrainingOutputs {
+        let c = config
+        for (i, s) in sequences.enumerated() {
+            if s.tokens.isEmpty { throw TrainingError.badSequence(index: i, reason: "has no tokens") }
+            if s.scoredFrom < 0 || s.scoredFrom >= s.tokens.count {
+                throw TrainingError.badSequence(index: i, reason: "scoredFrom \(s.scoredFrom) is outside 0..<\(s.tokens.count)")
+            }
+            if s.tokens.count > c.maxPositions {
+                throw TrainingError.badSequence(index: i, reason: "\(s.tokens.count) tokens exceed the model's \(c.maxPositions) positions")
+            }
+            if let bad = s.tokens.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+                throw TrainingError.badSequence(index: i, reason: "token id \(bad) is outside the vocabulary of \(c.vocabSize)")
+            }
+        }
+        if let adapters { precondition(adapters.model == c, "adapters were made for another model configuration") }
+        let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, V = c.vocabSize
+        arena.reserve(c, sequences, rank: adapters?.config.rank)
+        arena.sequences = sequences
+        arena.dropout = dropout
+        arena.adapters = adapters
+        arena.hasForward = true
+        arena.starts = []; arena.positions = []; arena.probStarts = []; arena.scoredRows = []; arena.targets = []
+        var row = 0, probOff = 0
+        var rowSeq: [Int] = []
+        for (si, s) in sequences.enumerated() {
+            arena.starts.append(row)
+            arena.probStarts.append(probOff)
+            probOff += c.heads * s.tokens.count * s.tokens.count
+            for p in 0..<s.tokens.count {
+                arena.positions.append(p); rowSeq.append(si)
+                if p >= s.scoredFrom && p + 1 < s.tokens.count { arena.scoredRows.append(row); arena.targets.append(s.tokens[p + 1]) }
+                row += 1
+            }
+        }
+        let T = row, S = arena.scoredRows.count
+        if T == 0 { return TrainingOutputs(logProbs: [], entropies: [], values: []) }
+
+        let x = arena.io[0].x
+        var r = 0
+        for s in sequences { for t in s.tokens { embedding.row(t, into: x + r * H); r += 1 } }
+        if c.embeddingScale != 1 { Vec.scale(x, c.embeddingScale, T * H) }
+
+        let starts = arena.starts, probStarts = arena.probStarts
+        arena.positions.withUnsafeBufferPointer { posBuf in
+            let pos = posBuf.baseAddress!
+            for l in layers.indices {
+                let io = arena.io[l], rec = arena.records[l]
+                let window = c.slidingLayers[l] ? c.slidingWindow : nil
+                layerForward(l, io: io, rows: T, positions: pos, adapters: adapters, dropout: dropout, record: rec) { att in
+                    let scale = c.attentionScale
+                    parallelFor(T * c.heads, minPerChunk: 4) { item in
+                        let t = item / c.heads, head = item % c.heads
+                        let s = rowSeq[t], start = starts[s], L = sequences[s].tokens.count, p = pos[t]
+                        Attention.attendHead(att + t * qDim + head * hd, q: io.q + t * qDim + head * hd,
+                                             keys: io.k + start * kvDim, values: io.v + start * kvDim,
+                                             kvStride: kvDim, kvOffset: (head / (c.heads / c.kvHeads)) * hd,
+                                             position: p, headDim: hd, scale: scale, window: window,
+                                             probs: rec.probs + probStarts[s] + (head * L + p) * L, probsCount: L)
+                    }
+                }
+            }
+        }
+
+        // Final norm on the scored rows; log-probs and entropies a chunk of rows at a time.
+        for (i, row) in arena.scoredRows.enumerated() { (arena.finalIn + i * H).update(from: x + row * H, count: H) }
+        Norms.rmsNorm(arena.finalOut, rstd: arena.finalRstd, arena.finalIn, weight: finalNorm, rows: S, dim: H, eps: c.rmsEps)
+        var logProbs = [Float](repeating: 0, count: S), entropies = [Float](repeating: 0, count: S)
+        let targets = arena.targets, logits = arena.logits
+        logProbs.withUnsafeMutableBufferPointer { lpb in
+            entropies.withUnsafeMutableBufferPointer { enb in
+                nonisolated(unsafe) let lp = lpb.baseAddress!, en = enb.baseAddress!
+                var start = 0
+                while start < S {
+                    let n = min(TrainingArena.logitRows, S - start)
+                    output.forward(logits, arena.finalOut + start * H, rows: n)
+                    parallelFor(n) { i in
+                        let (a, b) = Softmax.logProbAndEntropy(logits + i * V, V, target: targets[start + i])
+                        lp[start + i] = a; en[start + i] = b
+                    }
+                    start += n
+                }
+            }
+        }
+        var values: [Float] = []
+        if let adapters, let vo = adapters.valueHeadOffset {
+            values = [Float](repeating: 0, count: S)
+            let w = adapters.parameters + vo
+            withValueHeadInput(arena, dropout: dropout) { hv in
+                for i in 0..<S { values[i] = Vec.dot(hv + i * H, w, H) + w[H] }
+            }
+        }
+        return TrainingOutputs(logProbs: logProbs, entropies: entropies, values: values)
+    }
+
+    /// Runs body on the value head's input (S, H): the final hidden states, dropped out when training.
+    private func withValueHeadInput(_ arena: TrainingArena, dropout: DropoutSettings?, _ body: (UnsafePointer<Float>) -> Void) {
+        let n = arena.scoredRows.count * config.hiddenSize
+        guard let d = dropout, d.valueHead > 0 else { body(arena.finalOut); return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, n)) { b in
+            DropoutMask.apply(b.baseAddress!, arena.finalOut, count: n, seed: d.valueHeadSeed, p: d.valueHead)
+            body(b.baseAddress!)
+        }
+    }
+
+    /// Adds to `adapters.gradients` the gradient of a loss whose derivatives with respect to the last
+    /// forward's outputs are given (same shapes as TrainingOutputs; dValues empty = no value loss). The
+    /// forward must have run with these adapters on this arena.
+    public func trainingBackward(arena: TrainingArena, adapters: LoRAState, dLogProbs: [Float], dEntropies: [Float],
+                                 dValues: [Float]) {
+        let c = config
+        precondition(arena.hasForward && arena.adapters === adapters, "trainingBackward needs a forward with these adapters first")
+        let S = arena.scoredRows.count, T = arena.positions.count
+        precondition(dLogProbs.count == S && dEntropies.count == S && (dValues.isEmpty || dValues.count == S), "one derivative per scored position")
+        guard T > 0 else { return }
+        let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, V = c.vocabSize
+        let dropout = arena.dropout
+
+        // d loss / d logits, one chunk at a time (logits recomputed), into dFinal = dlogits W_out.
+        let targets = arena.targets, logits = arena.logits
+        var start = 0
+        while start < S {
+            let n = min(TrainingArena.logitRows, S - start)
+            output.forward(logits, arena.finalOut + start * H, rows: n)
+            let s0 = start
+            parallelFor(n) { i in
+                Softmax.logProbAndEntropyBackward(logits + i * V, V, target: targets[s0 + i],
+                                                  dLogProb: dLogProbs[s0 + i], dEntropy: dEntropies[s0 + i])
+            }
+            output.inputGradient(arena.dFinal + start * H, logits, rows: n)
+            start += n
+        }
+        if let vo = adapters.valueHeadOffset, !dValues.isEmpty {
+            let w = adapters.parameters + vo, gw = adapters.gradients + vo
+            withValueHeadInput(arena, dropout: dropout) { hv in
+                for i in 0..<S {
+                    let g = dValues[i]
+                    Vec.axpy(gw, g, hv + i * H, H)
+                    gw[H] += g
+                    // Through the dropout: the mask (and 1/(1-p)) multiplies the gradient as it did the input.
+                    if let d = dropout, d.valueHead > 0 {
+                        let keepScale = 1 / (1 - d.valueHead), base = i * H
+                        for j in 0..<H where DropoutMask.keep(d.valueHeadSeed, base + j, p: d.valueHead) {
+                            arena.dFinal[base + j] += g * w[j] * keepScale
+                        }
+                    } else {
+                        Vec.axpy(arena.dFinal + i * H, g, w, H)
+                    }
+                }
+            }
+        }
+        // Through the final norm back to the residual stream (zero at unscored rows).
+        let dx = arena.dx
+        dx.update(repeating: 0, count: T * H)
+        Norms.rmsNormBackward(arena.grads.dh, arena.dFinal, x: arena.finalIn, rstd: arena.finalRstd, weight: finalNorm,
+                              rows: S, dim: H)
+        for (i, row) in arena.scoredRows.enumerated() { (dx + row * H).update(from: arena.grads.dh + i * H, count: H) }
+
+        let seqs = arena.sequences, starts = arena.starts, probStarts = arena.probStarts
+        let shape = AttentionShape(heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
+        arena.positions.withUnsafeBufferPointer { posBuf in
+            let pos = posBuf.baseAddress!
+            for l in layers.indices.reversed() {
+                let io = arena.io[l], rec = arena.records[l]
+                let window = c.slidingLayers[l] ? c.slidingWindow : nil
+                layerBackward(l, dx: dx, io: io, record: rec, grad: arena.grads, rows: T, positions: pos,
+                              adapters: adapters, dropout: dropout) { dq, dk, dv, dAtt in
+                    // One item per (sequence, key/value head): no two items write the same dk/dv rows.
+                    parallelFor(seqs.count * c.kvHeads) { item in
+                        let s = item / c.kvHeads, g = item % c.kvHeads, st = starts[s]
+                        Attention.backwardGroup(dq: dq + st * qDim, dk: dk + st * kvDim, dv: dv + st * kvDim,
+                                                dOut: dAtt + st * qDim, q: io.q + st * qDim, qStride: qDim,
+                                                keys: io.k + st * kvDim, values: io.v + st * kvDim, kvStride: kvDim,
+                                                probs: rec.probs + probStarts[s], length: seqs[s].tokens.count,
+                                                kvHead: g, shape: shape, scale: c.attentionScale, window: window)
+                    }
+                }
+            }
+        }
+    }
+}
