@@ -155,15 +155,20 @@ enum DropoutMask {
 
 extension LoRAState {
     /// y[rows, out] += s B A dropout(x) for `slot`; z [rows, r] receives A dropout(x) when given (the
-    /// backward needs it).
+    /// backward needs it). Each row is computed on its own with fixed-order dot products (not BLAS, whose
+    /// blocking depends on the row count), so a row's result never depends on what else is in the batch:
+    /// adapted sampling stays batch-invariant and the training forward keeps the inference bits.
     func forward(_ slot: LoRASlot, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
                  dropout: DropoutSettings?, z zOut: UnsafeMutablePointer<Float>?) {
-        let r = config.rank, n = slot.inFeatures, out = slot.outFeatures
+        let r = config.rank, n = slot.inFeatures, out = slot.outFeatures, s = config.scale
+        let a = parameters + slot.a, b = parameters + slot.b
         withDropped(slot, x, rows: rows, dropout: dropout) { xd in
             withScratch(zOut, rows * r) { z in
-                BLAS.gemm(transB: true, m: rows, n: r, k: n, a: xd, lda: n, b: parameters + slot.a, ldb: n, c: z, ldc: r)
-                BLAS.gemm(transB: true, m: rows, n: out, k: r, alpha: config.scale, a: z, lda: r,
-                          b: parameters + slot.b, ldb: r, beta: 1, c: y, ldc: out)
+                parallelFor(rows, minPerChunk: max(1, 65536 / max(1, r * (n + out)))) { t in
+                    let zt = z + t * r, xt = xd + t * n, yt = y + t * out
+                    for j in 0..<r { zt[j] = Vec.dot(xt, a + j * n, n) }
+                    for o in 0..<out { yt[o] += s * Vec.dot(zt, b + o * r, r) }
+                }
             }
         }
     }

@@ -1,0 +1,181 @@
+// The training engine against PyTorch autograd + PEFT (fixtures from scripts/fixtures/train_fixtures.py):
+// log-probs, entropies, values and the gradient of every LoRA and value-head parameter of a fixed loss,
+// on tiny random Llama (GQA, untied) and Gemma 3 (sliding and full layers) checkpoints with LoRA on all
+// seven module kinds and non-zero B; and SmolLM2-135M from its GGUF. Also: with adapters off the training
+// forward gives the inference forward's bits, and whole-model finite differences with dropout on.
+import Foundation
+import ModelFiles
+import Tensors
+import XCTest
+@testable import Llama
+
+/// A fixture case: base model, adapter, value head, sequences, loss coefficients, expected tensors.
+struct TrainingCase {
+    let model: DecoderModel
+    let adapters: LoRAState
+    let sequences: [TrainingSequence]
+    let coefLogProb: [Float], coefEntropy: [Float], coefValue: [Float]
+    let expected: SafetensorsFile
+
+    init(_ name: String) throws {
+        let dir = TestPaths.fixtures.appendingPathComponent("train/\(name)")
+        let json = try loadJSON(dir.appendingPathComponent("case.json"))
+        model = try DecoderModel.load(hfDirectory: dir.appendingPathComponent(json["base"] as! String).standardizedFileURL)
+        adapters = try PEFTAdapter.load(dir.appendingPathComponent("adapter"), model: model.config,
+                                        valueHead: dir.appendingPathComponent("value_head.safetensors"))
+        let seqs = (json["sequences"] as! [Any]).map(ints), from = ints(json["scored_from"])
+        sequences = zip(seqs, from).map { TrainingSequence(tokens: $0, scoredFrom: $1) }
+        coefLogProb = (json["coef_logprob"] as! [Any]).flatMap(floats)
+        coefEntropy = (json["coef_entropy"] as! [Any]).flatMap(floats)
+        coefValue = (json["coef_value"] as! [Any]).flatMap(floats)
+        expected = try SafetensorsFile(url: dir.appendingPathComponent("expected.safetensors"))
+    }
+}
+
+/// max |a - b| / max(1, |b|) over two arrays, with a count check.
+func worstRelative(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "sizes \(a.count) and \(b.count) differ")
+    return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+}
+
+final class TrainingTests: XCTestCase {
+    /// fp32 on both sides; the reductions run in different orders, so agreement is to a few ulps of O(1) values.
+    let outputTolerance: Float = 2e-5
+    let gradientTolerance: Float = 1e-4
+
+    func checkAgainstPyTorch(_ name: String) throws {
+        let c = try TrainingCase(name)
+        let arena = TrainingArena()
+        let out = try c.model.trainingForward(c.sequences, adapters: c.adapters, arena: arena)
+        let lp = worstRelative(out.logProbs, try c.expected.floats("logprobs"))
+        let en = worstRelative(out.entropies, try c.expected.floats("entropies"))
+        let va = worstRelative(out.values, try c.expected.floats("values"))
+        XCTAssertLessThan(lp, outputTolerance, "\(name): log-probs")
+        XCTAssertLessThan(en, outputTolerance, "\(name): entropies")
+        XCTAssertLessThan(va, outputTolerance, "\(name): values")
+
+        c.adapters.zeroGradients()
+        c.model.trainingBackward(arena: arena, adapters: c.adapters, dLogProbs: c.coefLogProb, dEntropies: c.coefEntropy, dValues: c.coefValue)
+        var worst: Float = 0, worstName = "", checked = 0
+        func check(_ key: String, _ offset: Int, _ count: Int) throws {
+            let want = try c.expected.floats("grad." + key)
+            let got = Array(UnsafeBufferPointer(start: c.adapters.gradients + offset, count: count))
+            let scale = max(want.map(abs).max() ?? 0, 1e-3)
+            // Relative to the tensor's largest entry: tiny entries carry only rounding.
+            let e = zip(got, want).map { abs($0 - $1) }.max()! / scale
+            XCTAssertGreaterThan(want.map(abs).max() ?? 0, 0, "\(key): the expected gradient is zero")
+            if e > worst { worst = e; worstName = key }
+            checked += 1
+        }
+        let r = c.adapters.config.rank
+        for s in c.adapters.slots {
+            try check(PEFTAdapter.tensorName(layer: s.layer, s.target, b: false), s.a, r * s.inFeatures)
+            try check(PEFTAdapter.tensorName(layer: s.layer, s.target, b: true), s.b, r * s.outFeatures)
+        }
+        let H = c.model.config.hiddenSize, vo = c.adapters.valueHeadOffset!
+        try check("summary.weight", vo, H)
+        try check("summary.bias", vo + H, 1)
+        XCTAssertEqual(checked, 2 * c.model.config.layers * 7 + 2)
+        XCTAssertLessThan(worst, gradientTolerance, "\(name): worst gradient error \(worst) in \(worstName)")
+        print("training parity \(name): log-probs \(lp), entropies \(en), values \(va), gradients \(worst) (\(worstName)), relative")
+
+        // Full logits of sequence 0 with adapters on and off, through the inference forward.
+        let s0 = c.sequences[0].tokens, V = c.model.config.vocabSize
+        for (adapters, key) in [(c.adapters, "logits_adapter"), (nil, "logits_noadapter")] as [(LoRAState?, String)] {
+            let cache = c.model.makeCache(slots: 1, capacity: s0.count)
+            let got = c.model.forward([SequenceChunk(slot: 0, tokens: s0, startPosition: 0)], cache: cache, logits: .all, adapters: adapters)
+            let want = try c.expected.floats(key)
+            XCTAssertEqual(got.count, s0.count * V)
+            XCTAssertLessThan(worstRelative(got, want), outputTolerance, "\(name): \(key)")
+        }
+    }
+
+    func testLlamaGQAAgainstPyTorchAndPEFT() throws { try checkAgainstPyTorch("llama") }
+    func testGemma3AgainstPyTorchAndPEFT() throws { try checkAgainstPyTorch("gemma3") }
+
+    /// With no adapters, and with adapters, the training forward's log-probs and entropies are those of
+    /// the inference forward's logits bit for bit: same kernels in the same order.
+    func testTrainingForwardHasTheInferenceBits() throws {
+        let c = try TrainingCase("gemma3")
+        for adapters in [nil, c.adapters] as [LoRAState?] {
+            let out = try c.model.trainingForward(c.sequences, adapters: adapters, arena: TrainingArena())
+            var lp: [Float] = [], en: [Float] = []
+            let V = c.model.config.vocabSize
+            for s in c.sequences {
+                let cache = c.model.makeCache(slots: 1, capacity: s.tokens.count)
+                let logits = c.model.forward([SequenceChunk(slot: 0, tokens: s.tokens, startPosition: 0)], cache: cache, logits: .all, adapters: adapters)
+                for t in s.scoredFrom..<(s.tokens.count - 1) {
+                    let (a, b) = logits.withUnsafeBufferPointer { Softmax.logProbAndEntropy($0.baseAddress! + t * V, V, target: s.tokens[t + 1]) }
+                    lp.append(a); en.append(b)
+                }
+            }
+            XCTAssertEqual(out.logProbs, lp, adapters == nil ? "base" : "adapted")
+            XCTAssertEqual(out.entropies, en)
+        }
+        // A fresh adapter (B = 0) is the base model exactly.
+        let fresh = LoRAState(model: c.model.config, config: LoRAConfig(rank: 4, targets: LoRATarget.allCases), valueHead: true, seed: 3)
+        let base = try c.model.trainingForward(c.sequences, adapters: nil, arena: TrainingArena())
+        let adapted = try c.model.trainingForward(c.sequences, adapters: fresh, arena: TrainingArena())
+        XCTAssertEqual(base.logProbs, adapted.logProbs)
+        XCTAssertEqual(adapted.values.count, base.logProbs.count)
+    }
+
+    /// Central differences of the whole Float model, with LoRA and value-head dropout on (the masks are
+    /// fixed by the seed, so the loss is a smooth function of the parameters).
+    func testWholeModelFiniteDifferencesWithDropout() throws {
+        for name in ["llama", "gemma3"] {
+            let c = try TrainingCase(name)
+            let drop = DropoutSettings(seed: 42, lora: 0.2, valueHead: 0.3)
+            func loss() throws -> Double {
+                let o = try c.model.trainingForward(c.sequences, adapters: c.adapters, dropout: drop, arena: TrainingArena())
+                var s = 0.0
+                for i in o.logProbs.indices {
+                    s += Double(c.coefLogProb[i]) * Double(o.logProbs[i]) + Double(c.coefEntropy[i]) * Double(o.entropies[i])
+                        + Double(c.coefValue[i]) * Double(o.values[i])
+                }
+                return s
+            }
+            let arena = TrainingArena()
+            _ = try c.model.trainingForward(c.sequences, adapters: c.adapters, dropout: drop, arena: arena)
+            c.adapters.zeroGradients()
+            c.model.trainingBackward(arena: arena, adapters: c.adapters, dLogProbs: c.coefLogProb, dEntropies: c.coefEntropy, dValues: c.coefValue)
+            // A spread of parameters: entries of A and B of several modules and layers, and the value head.
+            var rng = RandomStream(seed: 7)
+            var indices: [Int] = []
+            for s in c.adapters.slots where s.layer == c.model.config.layers - 1 || s.target == .q || s.target == .down {
+                indices.append(s.a + Int(rng.next() % UInt64(c.adapters.config.rank * s.inFeatures)))
+                indices.append(s.b + Int(rng.next() % UInt64(c.adapters.config.rank * s.outFeatures)))
+            }
+            indices.append(c.adapters.valueHeadOffset! + 5)
+            indices.append(c.adapters.valueHeadOffset! + c.model.config.hiddenSize)
+            var worst = 0.0
+            for i in indices {
+                let p = c.adapters.parameters[i], eps: Float = 2e-3
+                c.adapters.parameters[i] = p + eps; let up = try loss()
+                c.adapters.parameters[i] = p - eps; let down = try loss()
+                c.adapters.parameters[i] = p
+                let numeric = (up - down) / Double(2 * eps)
+                let analytic = Double(c.adapters.gradients[i])
+                let e = abs(numeric - analytic) / (0.02 + abs(numeric))
+                worst = max(worst, e)
+                XCTAssertLessThan(e, 0.02, "\(name): parameter \(i): analytic \(analytic), numeric \(numeric)")
+            }
+            print("finite differences \(name) with dropout: \(indices.count) parameters, worst relative error \(worst)")
+            // Dropout changes the result: the masks are live.
+            let plain = try c.model.trainingForward(c.sequences, adapters: c.adapters, arena: TrainingArena())
+            let dropped = try c.model.trainingForward(c.sequences, adapters: c.adapters, dropout: drop, arena: TrainingArena())
+            XCTAssertNotEqual(plain.values, dropped.values)
+            XCTAssertNotEqual(plain.logProbs, dropped.logProbs)
+        }
+    }
+
+    func testBadSequencesAreRefused() throws {
+        let c = try TrainingCase("llama")
+        let arena = TrainingArena()
+        XCTAssertThrowsError(try c.model.trainingForward([TrainingSequence(tokens: [], scoredFrom: 0)], adapters: nil, arena: arena))
+        XCTAssertThrowsError(try c.model.trainingForward([TrainingSequence(tokens: [1, 2], scoredFrom: 2)], adapters: nil, arena: arena))
+        XCTAssertThrowsError(try c.model.trainingForward([TrainingSequence(tokens: [1, 100_000], scoredFrom: 0)], adapters: nil, arena: arena)) {
+            XCTAssertTrue("\($0)".contains("100000"), "\($0)")
+        }
+    }
+}
