@@ -169,6 +169,58 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// SmolLM2-135M from the GGUF the setup fetches, LoRA r 4 on q and v saved by PEFT, against PyTorch on
+    /// transformers' dequantization of the same file: outputs, and every gradient's norm and two slices.
+    func testSmolLM2GradientsMatchPyTorch() throws {
+        let modelURL = try TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf")
+        let fx = TestPaths.fixtures.appendingPathComponent("train")
+        let json = try loadJSON(fx.appendingPathComponent("smollm2.json"))
+        let model = try DecoderModel.load(gguf: GGUFFile(url: modelURL))
+        // The value head's numbers live in the JSON; hand them to the loader as TRL's file.
+        let head = json["value_head"] as! [String: Any]
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ex2-vh-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let w = floats(head["summary.weight"]), b = floats(head["summary.bias"])
+        try writeSafetensors(to: tmp, tensors: [("summary.weight", .f32, [1, w.count], w.withUnsafeBytes { Data($0) }),
+                                               ("summary.bias", .f32, [1], b.withUnsafeBytes { Data($0) })], metadata: [:])
+        let adapters = try PEFTAdapter.load(fx.appendingPathComponent("smollm2_adapter"), model: model.config, valueHead: tmp)
+        let seqs = zip((json["sequences"] as! [Any]).map(ints), ints(json["scored_from"])).map { TrainingSequence(tokens: $0, scoredFrom: $1) }
+        let cl = (json["coef_logprob"] as! [Any]).flatMap(floats), ce = (json["coef_entropy"] as! [Any]).flatMap(floats)
+        let cv = (json["coef_value"] as! [Any]).flatMap(floats)
+        let arena = TrainingArena()
+        let out = try model.trainingForward(seqs, adapters: adapters, arena: arena)
+        // Log-probs of unlikely tokens are large negative numbers: compare relative to max(1, |x|).
+        let lp = worstRelative(out.logProbs, floats(json["logprobs"]))
+        let en = worstRelative(out.entropies, floats(json["entropies"]))
+        let va = worstRelative(out.values, floats(json["values"]))
+        XCTAssertLessThan(lp, 2e-4, "log-probs"); XCTAssertLessThan(en, 2e-4, "entropies"); XCTAssertLessThan(va, 2e-4, "values")
+        adapters.zeroGradients()
+        model.trainingBackward(arena: arena, adapters: adapters, dLogProbs: cl, dEntropies: ce, dValues: cv)
+        let grads = json["grads"] as! [String: Any]
+        var worstNorm = 0.0, worstSlice: Float = 0, checked = 0
+        func check(_ key: String, _ offset: Int, rows: Int, cols: Int) {
+            guard let g = grads[key] as? [String: Any] else { XCTFail("fixture lacks \(key)"); return }
+            let p = adapters.gradients + offset
+            let norm = GradientClipping.norm(p, count: rows * cols), want = (g["l2"] as! NSNumber).doubleValue
+            worstNorm = max(worstNorm, abs(norm - want) / want)
+            let first = floats(g["row0_first8"]), last = floats(g["last_row_first8"])
+            for (j, x) in first.enumerated() { worstSlice = max(worstSlice, abs(p[j] - x) / Float(want)) }
+            for (j, x) in last.enumerated() { worstSlice = max(worstSlice, abs(p[(rows - 1) * cols + j] - x) / Float(want)) }
+            checked += 1
+        }
+        let r = adapters.config.rank
+        for s in adapters.slots {
+            check(PEFTAdapter.tensorName(layer: s.layer, s.target, b: false), s.a, rows: r, cols: s.inFeatures)
+            check(PEFTAdapter.tensorName(layer: s.layer, s.target, b: true), s.b, rows: s.outFeatures, cols: r)
+        }
+        let vo = adapters.valueHeadOffset!
+        check("summary.weight", vo, rows: 1, cols: model.config.hiddenSize)
+        XCTAssertEqual(checked, 121)
+        print("SmolLM2 training parity: log-probs \(lp), entropies \(en), values \(va); gradient norms \(worstNorm), slices \(worstSlice) (relative to the tensor norm)")
+        XCTAssertLessThan(worstNorm, 1e-3, "gradient norms")
+        XCTAssertLessThan(worstSlice, 1e-3, "gradient slices")
+    }
+
     func testBadSequencesAreRefused() throws {
         let c = try TrainingCase("llama")
         let arena = TrainingArena()
