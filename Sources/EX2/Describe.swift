@@ -8,6 +8,8 @@ import Llama
 
 public struct DescribeRequest: Sendable {
     public var policy: String
+    /// A PEFT adapter directory applied to the policy (nil: the base model).
+    public var adapter: URL?
     /// A built-in dataset name (class names need no data) or folder:PATH.
     public var dataset: String
     public var dataRoot: URL?
@@ -20,8 +22,8 @@ public struct DescribeRequest: Sendable {
 
     public init(policy: String, dataset: String, dataRoot: URL? = nil, split: String? = nil, templates: URL? = nil,
                 params: SamplingParameters = SamplingParameters(temperature: 1, topK: 0, topP: 1, maxNewTokens: 32),
-                seed: UInt64 = 0, batchSize: Int = 32) {
-        self.policy = policy; self.dataset = dataset; self.dataRoot = dataRoot; self.split = split
+                seed: UInt64 = 0, batchSize: Int = 32, adapter: URL? = nil) {
+        self.policy = policy; self.adapter = adapter; self.dataset = dataset; self.dataRoot = dataRoot; self.split = split
         self.templates = templates; self.params = params; self.seed = seed; self.batchSize = batchSize
     }
 }
@@ -47,7 +49,7 @@ public enum Describing {
         let names = try classNames(dataset: r.dataset, dataRoot: r.dataRoot, split: r.split)
         let templates = try r.templates.map(QueryTemplates.load) ?? QueryTemplates.builtIn()
         let prompts = templates.prompts(classNames: names)
-        let lm = try model ?? LanguageModel(spec: r.policy)
+        let lm = try model ?? LanguageModel(spec: r.policy, adapter: r.adapter)
         let done = lm.generate(prompts: prompts.map(\.text), params: r.params, seed: r.seed, batchSize: r.batchSize,
                                progress: progress)
         var out = names.map { _ in [String](repeating: "", count: templates.templates.count) }

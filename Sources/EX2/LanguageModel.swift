@@ -13,8 +13,11 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
     public let location: ModelLocation
     public let model: DecoderModel
     public let tokenizer: any Tokenizer
+    /// A PEFT LoRA adapter applied on top of the base (nil: the base model).
+    public let adapters: LoRAState?
 
-    public init(spec: String, locator: ModelLocator = ModelLocator(), options: LoadOptions = LoadOptions()) throws {
+    /// `adapter`: a PEFT adapter directory (ours or Python PEFT's) to apply.
+    public init(spec: String, adapter: URL? = nil, locator: ModelLocator = ModelLocator(), options: LoadOptions = LoadOptions()) throws {
         self.spec = spec
         location = try locator.resolve(spec)
         switch location {
@@ -30,6 +33,8 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
         if tokenizer.vocabularySize > model.config.vocabSize {
             throw LanguageModelError.vocabularyMismatch(spec: spec, tokenizer: tokenizer.vocabularySize, model: model.config.vocabSize)
         }
+        let config = model.config
+        adapters = try adapter.map { try PEFTAdapter.load($0, model: config) }
         BLAS.setThreads(Parallel.cores)
     }
 
@@ -57,7 +62,7 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
         }
         let seeds = ids.indices.map { Generator.sequenceSeed(seed, $0) }
         let stops = tokenizer.stopTokenIds.union(model.config.eosTokenIds)
-        let gen = Generator(model: model, stopTokens: stops)
+        let gen = Generator(model: model, stopTokens: stops, adapters: adapters)
         let results = gen.generate(prompts: ids, seeds: seeds, params: params, batchSize: batchSize, progress: progress)
         return results.enumerated().map { i, r in
             // The stop token is kept in `tokens` (PPO scores it) but not in the text.

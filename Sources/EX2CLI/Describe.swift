@@ -13,7 +13,7 @@ struct Describe: ParsableCommand {
             reference; sampling defaults to the reference's (temperature 1, no top-k/top-p, 32 new tokens).
             """)
 
-    @OptionGroup var model: PolicyOptions
+    @OptionGroup var model: AdaptedPolicyOptions
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft (built-in class names), or folder:PATH (one sub-folder per concept).")
     var dataset: String
     @Option(help: "Data root for folder datasets given by a relative path (default: the current directory).")
@@ -39,7 +39,7 @@ struct Describe: ParsableCommand {
             policy: model.policy, dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) },
             templates: templates.map { URL(fileURLWithPath: $0) },
             params: SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens),
-            seed: seed, batchSize: batchSize)
+            seed: seed, batchSize: batchSize, adapter: model.adapterURL)
         let bar = ProgressBar(label: "describing", unit: "descriptions")
         // Ctrl-C stops after the batch in flight; what is done is still written.
         Interrupt.install()

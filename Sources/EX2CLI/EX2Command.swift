@@ -21,10 +21,22 @@ struct EX2Command: ParsableCommand {
 struct PolicyOptions: ParsableArguments {
     @Option(name: .long, help: "The language model: a .gguf file, an HF model directory, or an HF hub id in the local cache.")
     var policy: String
+
+    /// Errors thrown here reach ArgumentParser, which prints their description and exits with status 1.
+    func load() throws -> LanguageModel { try LanguageModel(spec: policy) }
 }
 
-/// Errors thrown here reach ArgumentParser, which prints their description and exits with status 1.
-func loadModel(_ spec: String) throws -> LanguageModel { try LanguageModel(spec: spec) }
+/// The policy with an optional LoRA adapter, for the commands that sample.
+struct AdaptedPolicyOptions: ParsableArguments {
+    @OptionGroup var base: PolicyOptions
+    @Option(name: .long, help: "A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, ours or Python PEFT's) to apply to the policy.")
+    var adapter: String?
+
+    var policy: String { base.policy }
+    var adapterURL: URL? { adapter.map { URL(fileURLWithPath: $0) } }
+    func load() throws -> LanguageModel { try LanguageModel(spec: base.policy, adapter: adapterURL) }
+}
+
 
 func printJSON(_ obj: Any) throws {
     let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])

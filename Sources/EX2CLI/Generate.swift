@@ -7,7 +7,7 @@ import Llama
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Sample continuations of a prompt from the policy model.")
 
-    @OptionGroup var model: PolicyOptions
+    @OptionGroup var model: AdaptedPolicyOptions
     @Option(help: "The prompt text (use $'...' in bash for newlines).") var prompt: String
     @Option(help: "Most tokens to generate per sample.") var maxNewTokens: Int = 32
     @Option(help: "Sampling temperature; 0 picks the most likely token (greedy).") var temperature: Float = 1
@@ -26,7 +26,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let lm = try loadModel(model.policy)
+        let lm = try model.load()
         let params = SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens)
         let out = lm.generate(prompts: [prompt], samplesPerPrompt: numSamples, params: params, seed: seed)
         if json {

@@ -11,7 +11,7 @@ struct Tokenize: ParsableCommand {
     @Argument(help: "The text to tokenize.") var text: String
 
     func run() throws {
-        let lm = try loadModel(model.policy)
+        let lm = try model.load()
         let ids = lm.encode(text, addSpecialTokens: !noSpecialTokens)
         try printJSON(["ids": ids, "pieces": ids.map { lm.tokenizer.piece(for: $0) ?? "" }] as [String: Any])
     }

@@ -14,10 +14,13 @@ public struct GenerationResult: Sendable, Equatable {
 public struct Generator: Sendable {
     public let model: DecoderModel
     public let stopTokens: Set<Int>
+    /// LoRA adapters applied as a side path of the adapted layers (nil: the base model).
+    public let adapters: LoRAState?
 
-    public init(model: DecoderModel, stopTokens: Set<Int>) {
+    public init(model: DecoderModel, stopTokens: Set<Int>, adapters: LoRAState? = nil) {
         self.model = model
         self.stopTokens = stopTokens
+        self.adapters = adapters
     }
 
     /// The seed of sequence `index` drawn under a run seed: a sequence's stream depends only on these two.
@@ -54,7 +57,7 @@ public struct Generator: Sendable {
         var chunks = active.map { SequenceChunk(slot: $0, tokens: prompts[$0], startPosition: 0) }
         var step = 0
         while !active.isEmpty && step < params.maxNewTokens {
-            let logits = model.forward(chunks, cache: cache, logits: .lastOfEachChunk, workspace: ws)
+            let logits = model.forward(chunks, cache: cache, logits: .lastOfEachChunk, workspace: ws, adapters: adapters)
             // Sequences sample in parallel: each owns its random stream and its output slot.
             var picked = [(Int, Float)](repeating: (0, 0), count: active.count)
             logits.withUnsafeBufferPointer { lp in
