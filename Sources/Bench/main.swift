@@ -1,6 +1,7 @@
 // ex2-bench: speed figures for the engine, printed as ratios to a reference measured in the same run
 // (scripts/bench.sh adds the PyTorch figures when torch is installed).
 //   ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R]
+//   ex2-bench train MODEL.gguf [--batch N] [--prompt-tokens P] [--response-tokens R] [--runs K]
 //   ex2-bench gemm
 //   ex2-bench clip
 import Foundation
@@ -146,6 +147,7 @@ func benchMatvec(_ path: String) throws {
 let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "generate" where args.count > 2: try benchGenerate(args[2])
+case "train" where args.count > 2: try benchTrain(args[2])
 case "gemm": benchGEMM(Array(args.dropFirst(2)))
 case "clip": try benchCLIP()
 case "matvec" where args.count > 2: try benchMatvec(args[2])

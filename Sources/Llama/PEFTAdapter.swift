@@ -140,7 +140,7 @@ public enum PEFTAdapter {
         let hasHead = FileManager.default.fileExists(atPath: headURL.path)
         if valueHead != nil && !hasHead { throw AdapterError(file: headURL.path, message: "value head file not found") }
         let state = LoRAState(model: c, config: config, valueHead: hasHead, seed: 0)
-        let weights = try SafetensorsFile(url: weightsURL)
+        let weights = try openSafetensors(weightsURL)
         var used = Set<String>()
         func read(_ f: SafetensorsFile, _ name: String, _ shape: [Int], into dst: UnsafeMutablePointer<Float>) throws {
             let file = f.url.path
@@ -165,7 +165,7 @@ public enum PEFTAdapter {
             throw AdapterError(file: weightsURL.path, message: "tensor '\(extra)' is not used by a LoRA adapter on \(c.layers) layers with targets \(config.targets.map(\.rawValue)) (the adapter does not fit this model or its config)")
         }
         if hasHead, let vo = state.valueHeadOffset {
-            let head = try SafetensorsFile(url: headURL)
+            let head = try openSafetensors(headURL)
             used = []
             let H = c.hiddenSize
             try read(head, "summary.weight", [1, H], into: state.parameters + vo)
@@ -178,18 +178,24 @@ public enum PEFTAdapter {
     }
 
     /// Writes `state` as a PEFT adapter directory (and value_head.safetensors when it has a value head).
-    /// Files are written to a temporary sibling directory that then replaces `dir`, so a crash leaves
-    /// either the old directory or the new one, never a mix.
+    /// Files are written to a temporary sibling directory that then takes the place of `dir` (the old one
+    /// is renamed aside first and deleted after), so a crash leaves the old directory or the new one
+    /// (possibly under its temporary sibling name), never a mix.
     public static func save(_ state: LoRAState, to dir: URL, baseModel: String) throws {
         let fm = FileManager.default
         let parent = dir.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max))")
+        let unique = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max))"
+        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).tmp-\(unique)")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         do {
             try writeFiles(state, to: tmp, baseModel: baseModel)
             if fm.fileExists(atPath: dir.path) {
-                _ = try fm.replaceItemAt(dir, withItemAt: tmp)
+                // Not FileManager.replaceItemAt: on Linux it fails with ENOTEMPTY for a non-empty directory.
+                let old = parent.appendingPathComponent(".\(dir.lastPathComponent).old-\(unique)")
+                try fm.moveItem(at: dir, to: old)
+                do { try fm.moveItem(at: tmp, to: dir) } catch { try? fm.moveItem(at: old, to: dir); throw error }
+                try? fm.removeItem(at: old)
             } else {
                 try fm.moveItem(at: tmp, to: dir)
             }
@@ -230,6 +236,18 @@ public enum PEFTAdapter {
         json["revision"] = NSNull()
         let bytes = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
         try bytes.write(to: dir.appendingPathComponent(configFile), options: .atomic)
+    }
+
+    /// Opens a safetensors file, reporting a damaged or unreadable one as an AdapterError like every other
+    /// failure of `load`.
+    private static func openSafetensors(_ url: URL) throws -> SafetensorsFile {
+        do {
+            return try SafetensorsFile(url: url)
+        } catch {
+            var m = "\(error)"
+            if m.hasPrefix(url.path + ": ") { m.removeFirst(url.path.count + 2) }
+            throw AdapterError(file: url.path, message: m)
+        }
     }
 
     private static func describe(_ e: DecodingError) -> String {
