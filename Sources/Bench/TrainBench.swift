@@ -44,8 +44,27 @@ func benchTrain(_ path: String) throws {
         let t2 = now()
         if r > 0 && t2 - t0 < best { best = t2 - t0; bestForward = t1 - t0; bestBackward = t2 - t1 }
     }
+    if CommandLine.arguments.contains("--profile") { profileLinears(model, rows: batch * L) }
     let tps = Double(batch * L) / best
     print(String(format: "train model=%@ batch=%d tokens=%d+%d isa=%@ best=%.3fs (forward %.3fs, backward %.3fs) tokens/s=%.1f arena=%.0fMB peak_rss=%.0fMB loaded_rss=%.0fMB",
                  (path as NSString).lastPathComponent, batch, promptTokens, responseTokens, KernelISA.name, best, bestForward,
                  bestBackward, tps, Double(arena.reservedBytes) / 1e6, peakRSSMegabytes(), loadedRSS))
+}
+
+/// GFLOP/s of the forward x W^T and of dX = dY W for each linear of layer 0 at `rows` rows (best of 3).
+func profileLinears(_ model: DecoderModel, rows: Int) {
+    let w = model.layers[0]
+    for (name, lin) in [("q", w.q), ("k", w.k), ("o", w.o), ("gate", w.gate), ("down", w.down), ("lm_head", model.output)] {
+        let n = lin.outFeatures, k = lin.inFeatures, m = name == "lm_head" ? min(rows, 1024) : rows
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: m * max(n, k)); defer { x.deallocate() }
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: m * max(n, k)); defer { y.deallocate() }
+        x.initialize(repeating: 0.01, count: m * max(n, k)); y.initialize(repeating: 0.02, count: m * max(n, k))
+        var fwd = Double.infinity, bwd = Double.infinity
+        for _ in 0..<3 {
+            var t = now(); lin.forward(y, x, rows: m); fwd = min(fwd, now() - t)
+            t = now(); lin.inputGradient(x, y, rows: m); bwd = min(bwd, now() - t)
+        }
+        let flop = 2 * Double(m) * Double(n) * Double(k)
+        print(String(format: "  %@ [%d x %d] rows %d: forward %.1f GFLOP/s, dX %.1f GFLOP/s", name, n, k, m, flop / fwd / 1e9, flop / bwd / 1e9))
+    }
 }

@@ -88,8 +88,8 @@ extension DecoderModel {
     @inline(__always)
     func projectBackward(_ target: LoRATarget, _ l: Int, _ lin: Linear, dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                          x: UnsafePointer<Float>, rows: Int, adapters: LoRAState, dropout: DropoutSettings?,
-                         record: LayerRecord, accumulate: Bool) {
-        lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate)
+                         record: LayerRecord, grad: LayerGradients, accumulate: Bool) {
+        lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: grad.weightT, scratch: grad.sum)
         if let s = adapters.slot(layer: l, target), let z = record.loraZ[target.index] {
             adapters.backward(s, dx: dx, dy: dy, x: x, z: z, rows: rows, dropout: dropout)
         }
@@ -113,13 +113,13 @@ extension DecoderModel {
         }
         c.activation.gated(io.act, gate: io.gate, gateStride: I, up: io.up, upStride: I, rows: T, n: I)
         projectBackward(.down, l, w.down, dx: grad.dAct, dy: dOut, x: io.act, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, accumulate: false)
+                        record: r, grad: grad, accumulate: false)
         c.activation.gatedBackward(dGate: grad.dAct, dUp: grad.dUp, dOut: grad.dAct, gate: io.gate, up: io.up, rows: T, n: I)
         Norms.rmsNorm(h, r.x1, weight: w.ffnNorm, rows: T, dim: H, eps: c.rmsEps)  // h2 again, same bits
         projectBackward(.gate, l, w.gate, dx: grad.dh, dy: grad.dAct, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, accumulate: false)
+                        record: r, grad: grad, accumulate: false)
         projectBackward(.up, l, w.up, dx: grad.dh, dy: grad.dUp, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, accumulate: true)
+                        record: r, grad: grad, accumulate: true)
         Norms.rmsNormBackward(dx, grad.dh, x: r.x1, rstd: r.rstd2, weight: w.ffnNorm, rows: T, dim: H, accumulate: true)
 
         // Attention: x1 = x0 + [norm](o), o = att Wo^T.
@@ -129,7 +129,7 @@ extension DecoderModel {
             dO = UnsafePointer(grad.dO)
         }
         projectBackward(.o, l, w.o, dx: grad.dAtt, dy: dO, x: io.att, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, accumulate: false)
+                        record: r, grad: grad, accumulate: false)
         attendBackward(grad.dq, grad.dk, grad.dv, grad.dAtt)
         let rope = rope(layer: l)
         rope.apply(grad.dq, rows: T, stride: qDim, heads: c.heads, headDim: hd, positions: positions, inverse: true)
@@ -142,11 +142,11 @@ extension DecoderModel {
         }
         Norms.rmsNorm(h, r.x0, weight: w.attnNorm, rows: T, dim: H, eps: c.rmsEps)  // h1 again, same bits
         projectBackward(.q, l, w.q, dx: grad.dh, dy: grad.dq, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, accumulate: false)
+                        record: r, grad: grad, accumulate: false)
         projectBackward(.k, l, w.k, dx: grad.dh, dy: grad.dk, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, accumulate: true)
+                        record: r, grad: grad, accumulate: true)
         projectBackward(.v, l, w.v, dx: grad.dh, dy: grad.dv, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, accumulate: true)
+                        record: r, grad: grad, accumulate: true)
         Norms.rmsNormBackward(dx, grad.dh, x: r.x0, rstd: r.rstd1, weight: w.attnNorm, rows: T, dim: H, accumulate: true)
     }
 }
@@ -157,4 +157,6 @@ struct LayerGradients {
     var dAct, dUp: UnsafeMutablePointer<Float>       // (T, I)
     var dq, dAtt: UnsafeMutablePointer<Float>        // (T, qDim)
     var dk, dv: UnsafeMutablePointer<Float>          // (T, kvDim)
+    var sum: UnsafeMutablePointer<Float>             // (T, max(H, qDim, I)) a product to add into its gradient
+    var weightT: PackedWeight                        // W^T of the layer being differentiated, rebuilt per use
 }

@@ -35,6 +35,10 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// dequantized row tiles 160 ms, dequantize-and-transpose into panels 304 ms.)
     public static let smallBatchRows = 64
 
+    /// From this many rows on, dX = dY W rebuilds W^T in Float panels (one pass over W) and runs the forward
+    /// kernel: the rebuild costs about what 16 rows of the product do.
+    public static let transposeRows = 32
+
     public init(dense: [Float], out: Int, in inFeatures: Int, bias: [Float]? = nil) {
         precondition(dense.count == out * inFeatures)
         outFeatures = out; self.inFeatures = inFeatures
@@ -89,8 +93,19 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
 
     /// dx[rows, in] = dy[rows, out] · W (or += when `accumulate`): the gradient through this frozen
     /// layer to its input. No gradient of W is ever formed.
-    public func inputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, rows: Int, accumulate: Bool = false) {
+    /// With `transposed` (a reusable buffer) and enough rows, W^T is rebuilt in Float panels and the product
+    /// runs on the forward's GEMM kernel, adding through `scratch` [rows, in] when accumulating.
+    public func inputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
+                              transposed: PackedWeight? = nil, scratch: UnsafeMutablePointer<Float>? = nil) {
         guard rows > 0 else { return }
+        if let wt = transposed, rows >= Linear.transposeRows, inFeatures % 16 == 0, quantPanels != nil || packed != nil,
+           !accumulate || scratch != nil {
+            if let qp = quantPanels { wt.fillTransposed(of: qp) } else { wt.fillTransposed(of: packed!) }
+            let out = accumulate ? scratch! : dx
+            PackedGEMM.linear(out, dy, wt, bias: nil, m: rows)
+            if accumulate { Vec.add(dx, out, rows * inFeatures) }
+            return
+        }
         if let qp = quantPanels {
             PanelBackward.inputGradient(dx, dy, qp, m: rows, accumulate: accumulate)
         } else if let p = packed {

@@ -174,29 +174,55 @@ extension LoRAState {
     }
 
     /// Backward of `forward` given dy [rows, out]: adds to the gradients of A and B and to dx [rows, in].
-    /// `z` is what the forward saved; x is the module's (undropped) input.
+    /// `z` is what the forward saved; x is the module's (undropped) input. Plain loops on our own workers
+    /// rather than BLAS: these products are thin (one side is r wide), and OpenBLAS's threads keep
+    /// spinning after each call, taking the cores the next kernels need. Sums over rows run in row order
+    /// within each output, so the gradients do not depend on how the work is split.
     func backward(_ slot: LoRASlot, dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                   z: UnsafePointer<Float>, rows: Int, dropout: DropoutSettings?) {
         let r = config.rank, n = slot.inFeatures, out = slot.outFeatures, s = config.scale
-        // dB += s dy^T z ; dz = s dy B
-        BLAS.gemm(transA: true, m: out, n: r, k: rows, alpha: s, a: dy, lda: out, b: z, ldb: r, beta: 1, c: gradients + slot.b, ldc: r)
+        let a = parameters + slot.a, b = parameters + slot.b, gA = gradients + slot.a, gB = gradients + slot.b
+        // dB[o, :] += s sum_t dy[t, o] z[t, :]
+        parallelChunks(out, minPerChunk: 16) { range in
+            for t in 0..<rows {
+                let zt = z + t * r, dyt = dy + t * out
+                for o in range { Vec.axpy(gB + o * r, s * dyt[o], zt, r) }
+            }
+        }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * r) { dzb in
             let dz = dzb.baseAddress!
-            BLAS.gemm(m: rows, n: r, k: out, alpha: s, a: dy, lda: out, b: parameters + slot.b, ldb: r, c: dz, ldc: r)
-            // dA += dz^T dropout(x)
-            withDropped(slot, x, rows: rows, dropout: dropout) { xd in
-                BLAS.gemm(transA: true, m: r, n: n, k: rows, a: dz, lda: r, b: xd, ldb: n, beta: 1, c: gradients + slot.a, ldc: n)
+            // dz[t, :] = s sum_o dy[t, o] B[o, :]
+            parallelFor(rows, minPerChunk: 8) { t in
+                let d = dz + t * r, dyt = dy + t * out
+                for j in 0..<r { d[j] = 0 }
+                for o in 0..<out { Vec.axpy(d, dyt[o], b + o * r, r) }
+                Vec.scale(d, s, r)
             }
-            // dx += mask (dz A) / (1 - p)
-            if let d = dropout, d.lora > 0 {
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * n) { tb in
-                    let t = tb.baseAddress!
-                    BLAS.gemm(m: rows, n: n, k: r, a: dz, lda: r, b: parameters + slot.a, ldb: n, c: t, ldc: n)
-                    DropoutMask.apply(t, t, count: rows * n, seed: d.loraSeed(layer: slot.layer, slot.target), p: d.lora)
-                    Vec.add(dx, t, rows * n)
+            // dA[j, :] += sum_t dz[t, j] dropout(x)[t, :]
+            withDropped(slot, x, rows: rows, dropout: dropout) { xd in
+                parallelChunks(n, minPerChunk: 64) { range in
+                    let lo = range.lowerBound, w = range.count
+                    for t in 0..<rows {
+                        let xt = xd + t * n + lo
+                        for j in 0..<r { Vec.axpy(gA + j * n + lo, dz[t * r + j], xt, w) }
+                    }
                 }
-            } else {
-                BLAS.gemm(m: rows, n: n, k: r, a: dz, lda: r, b: parameters + slot.a, ldb: n, beta: 1, c: dx, ldc: n)
+            }
+            // dx[t, :] += mask (sum_j dz[t, j] A[j, :]) / (1 - p)
+            let drop = dropout.flatMap { $0.lora > 0 ? $0 : nil }
+            parallelFor(rows, minPerChunk: 8) { t in
+                let dxt = dx + t * n
+                if let d = drop {
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { tb in
+                        let tmp = tb.baseAddress!
+                        for i in 0..<n { tmp[i] = 0 }
+                        for j in 0..<r { Vec.axpy(tmp, dz[t * r + j], a + j * n, n) }
+                        let seed = d.loraSeed(layer: slot.layer, slot.target), keep = 1 / (1 - d.lora)
+                        for i in 0..<n where DropoutMask.keep(seed, t * n + i, p: d.lora) { dxt[i] += tmp[i] * keep }
+                    }
+                } else {
+                    for j in 0..<r { Vec.axpy(dxt, dz[t * r + j], a + j * n, n) }
+                }
             }
         }
     }

@@ -51,8 +51,10 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
 
     var io: [LayerIO] = []
     var records: [LayerRecord] = []
-    var grads = LayerGradients(dh: TrainingArena.dangling, dO: TrainingArena.dangling, dAct: TrainingArena.dangling, dUp: TrainingArena.dangling,
-                               dq: TrainingArena.dangling, dAtt: TrainingArena.dangling, dk: TrainingArena.dangling, dv: TrainingArena.dangling)
+    let weightT = PackedWeight()
+    lazy var grads = LayerGradients(dh: TrainingArena.dangling, dO: TrainingArena.dangling, dAct: TrainingArena.dangling, dUp: TrainingArena.dangling,
+                                    dq: TrainingArena.dangling, dAtt: TrainingArena.dangling, dk: TrainingArena.dangling, dv: TrainingArena.dangling,
+                                    sum: TrainingArena.dangling, weightT: weightT)
     var dx = TrainingArena.dangling       // (T, H) gradient of the residual stream
     var finalIn = TrainingArena.dangling  // (S, H) residual stream at the scored rows
     var finalOut = TrainingArena.dangling // (S, H) after the final norm: the lm head's and value head's input
@@ -66,7 +68,7 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     deinit { buffer?.deallocate() }
 
     /// Lays out every buffer for `seqs` on model c (two passes: count, then assign).
-    func reserve(_ c: DecoderConfig, _ seqs: [TrainingSequence], rank: Int?) {
+    func reserve(_ c: DecoderConfig, _ seqs: [TrainingSequence], lora: LoRAConfig?) {
         let T = seqs.reduce(0) { $0 + $1.tokens.count }, S = seqs.reduce(0) { $0 + $1.scoredCount }
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
         let probFloats = seqs.reduce(0) { $0 + c.heads * $1.tokens.count * $1.tokens.count }
@@ -83,7 +85,7 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
                 io.append(LayerIO(x: Self.dangling, h: h, q: take(T * qDim), k: take(T * kvDim), v: take(T * kvDim),
                                   att: take(T * qDim), o: o, gate: take(T * I), up: take(T * I), act: act))
                 var z = [UnsafeMutablePointer<Float>?](repeating: nil, count: LoRATarget.allCases.count)
-                if let rank { for t in LoRATarget.allCases.indices { z[t] = take(T * rank) } }
+                if let lora { for t in lora.targets { z[t.index] = take(T * lora.rank) } }
                 records.append(LayerRecord(
                     x0: take(T * H), x1: take(T * H), rstd1: take(T), rstd2: take(T),
                     qRaw: gemma ? take(T * qDim) : nil, kRaw: gemma ? take(T * kvDim) : nil,
@@ -96,7 +98,8 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
             for l in io.indices { io[l].x = x }
             dx = take(T * H)
             grads = LayerGradients(dh: take(T * H), dO: take(T * H), dAct: take(T * I), dUp: take(T * I),
-                                   dq: take(T * qDim), dAtt: take(T * qDim), dk: take(T * kvDim), dv: take(T * kvDim))
+                                   dq: take(T * qDim), dAtt: take(T * qDim), dk: take(T * kvDim), dv: take(T * kvDim),
+                                   sum: take(T * max(H, qDim, I)), weightT: weightT)
             finalIn = take(S * H); finalOut = take(S * H); finalRstd = take(S); dFinal = take(S * H)
             logits = take(Self.logitRows * c.vocabSize)
             return off
@@ -142,7 +145,7 @@ extension DecoderModel {
         }
         if let adapters { precondition(adapters.model == c, "adapters were made for another model configuration") }
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, V = c.vocabSize
-        arena.reserve(c, sequences, rank: adapters?.config.rank)
+        arena.reserve(c, sequences, lora: adapters?.config)
         arena.sequences = sequences
         arena.dropout = dropout
         arena.adapters = adapters

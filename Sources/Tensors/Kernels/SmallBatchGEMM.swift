@@ -63,14 +63,16 @@ public enum SmallBatchGEMM {
 /// A weight W [n, k] packed for `PackedGEMM`: column panels of 16 outputs, each panel [k][16]
 /// contiguous (n padded to a multiple of 16 with zeros), so the kernel walks one 64-byte line per k
 /// instead of striding across pages.
-public final class PackedWeight: @unchecked Sendable {  // reason: written once at load, then read-only
-    public let n: Int, k: Int, panels: Int
-    public let data: UnsafeMutablePointer<Float>
+public final class PackedWeight: @unchecked Sendable {  // reason: written once at load (or refilled by its one owner), then read-only
+    public private(set) var n: Int, k: Int, panels: Int
+    public private(set) var data: UnsafeMutablePointer<Float>
+    private var capacity: Int
 
     /// `row(r, dst)` writes row r of W (k floats).
     public init(n: Int, k: Int, row: (Int, UnsafeMutablePointer<Float>) -> Void) {
         self.n = n; self.k = k
         panels = (n + 15) / 16
+        capacity = panels * 16 * k
         data = .allocate(capacity: panels * 16 * k)
         data.initialize(repeating: 0, count: panels * 16 * k)
         let d = data, kk = k, nn = n
@@ -89,6 +91,23 @@ public final class PackedWeight: @unchecked Sendable {  // reason: written once 
         }
     }
     deinit { data.deallocate() }
+
+    /// An empty weight to be refilled again and again (`fillTransposed`), so training reuses one buffer.
+    public init() {
+        n = 0; k = 0; panels = 0; capacity = 0
+        data = .allocate(capacity: 1)
+    }
+
+    /// Makes room for panels of an [n, k] weight (contents undefined until written).
+    func reshape(n: Int, k: Int) {
+        let need = (n + 15) / 16 * 16 * k
+        if need > capacity {
+            data.deallocate()
+            data = .allocate(capacity: need)
+            capacity = need
+        }
+        self.n = n; self.k = k; panels = (n + 15) / 16
+    }
 
     /// Row r of W into dst (k floats), gathered from its panel.
     public func row(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
