@@ -28,6 +28,7 @@ struct LayerRecord {
     var rstdPostAttn, rstdPostFfn: UnsafeMutablePointer<Float>?  // (T)
     var probs: UnsafeMutablePointer<Float>           // per sequence s: (heads, L_s, L_s) attention weights
     var loraZ: [UnsafeMutablePointer<Float>?]        // per LoRATarget: (T, r) A dropout(x) of the adapted modules
+    var weights: PackedWeight?                       // a buffer for expanded weights, shared by all layers
 }
 
 extension DecoderModel {
@@ -35,7 +36,7 @@ extension DecoderModel {
     @inline(__always)
     func project(_ target: LoRATarget, _ l: Int, _ lin: Linear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                  rows: Int, adapters: LoRAState?, dropout: DropoutSettings?, record: LayerRecord?) {
-        lin.forward(y, x, rows: rows)
+        lin.forward(y, x, rows: rows, expanded: record?.weights)
         if let a = adapters, let s = a.slot(layer: l, target) {
             a.forward(s, y: y, x: x, rows: rows, dropout: dropout, z: record?.loraZ[target.index])
         }

@@ -39,6 +39,9 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// kernel: the rebuild costs about what 16 rows of the product do.
     public static let transposeRows = 32
 
+    /// From this many rows on, a forward given a buffer runs Int8 panels as expanded Float panels.
+    public static let expandRows = 256
+
     public init(dense: [Float], out: Int, in inFeatures: Int, bias: [Float]? = nil) {
         precondition(dense.count == out * inFeatures)
         outFeatures = out; self.inFeatures = inFeatures
@@ -77,10 +80,14 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
         }
     }
 
-    /// y[rows, out] = x[rows, in] W^T + b
-    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int) {
+    /// y[rows, out] = x[rows, in] W^T + b. With `expanded` (a reusable buffer) and many rows, Int8 panels
+    /// are first expanded to Float panels, whose kernel is faster on long batches; the bits are the same.
+    public func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, expanded: PackedWeight? = nil) {
         guard rows > 0 else { return }
-        if let qp = quantPanels {
+        if let qp = quantPanels, let e = expanded, rows >= Linear.expandRows {
+            e.fillExpanded(of: qp)
+            withBias(bias) { PackedGEMM.linear(y, x, e, bias: $0, m: rows) }
+        } else if let qp = quantPanels {
             withBias(bias) { QuantPanelGEMM.linear(y, x, qp, bias: $0, m: rows) }
         } else if let p = packed {
             withBias(bias) { PackedGEMM.linear(y, x, p, bias: $0, m: rows) }

@@ -92,7 +92,7 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
                     qRstd: gemma ? take(T * c.heads) : nil, kRstd: gemma ? take(T * c.kvHeads) : nil,
                     oPre: gemma ? take(T * H) : nil, dPre: gemma ? take(T * H) : nil,
                     rstdPostAttn: gemma ? take(T) : nil, rstdPostFfn: gemma ? take(T) : nil,
-                    probs: take(probFloats), loraZ: z))
+                    probs: take(probFloats), loraZ: z, weights: weightT))
             }
             let x = take(T * H)
             for l in io.indices { io[l].x = x }

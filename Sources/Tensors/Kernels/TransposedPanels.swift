@@ -5,6 +5,16 @@
 // so a training step allocates nothing per layer.
 
 extension PackedWeight {
+    /// Fills self with the Int8 panels' weights as Float panels (the same values, so PackedGEMM on them
+    /// gives QuantPanelGEMM's bits), for batches large enough that one expansion pays for itself.
+    public func fillExpanded(of w: QuantPanelWeight) {
+        reshape(n: w.n, k: w.k)
+        let k = w.k, groups = w.groups, src = w.data, dst = data
+        parallelChunks(w.panels, minPerChunk: 4) { range in
+            for p in range { QuantPanelGEMM.expand(dst + p * 16 * k, src + p * groups * QuantPanelWeight.groupBytes, groups: groups) }
+        }
+    }
+
     /// Fills self with W^T [k, n] of the Int8 panels W [n, k]: panel g of W^T holds columns 16g ..< 16g + 16
     /// of W as [n][16], each weight rebuilt exactly as the forward rebuilds it.
     public func fillTransposed(of w: QuantPanelWeight) {
