@@ -221,6 +221,50 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(worstSlice, 1e-3, "gradient slices")
     }
 
+    /// On a quantized model and a batch of more than `Linear.expandRows` rows (Int8 panels expanded to
+    /// Float panels, W^T rebuilt for dX), the training forward still has the inference bits, and the
+    /// gradient equals the one computed sequence by sequence (small batches: the other kernels).
+    func testLongBatchesOnAQuantizedModel() throws {
+        let model = try DecoderModel.load(gguf: GGUFFile(url: TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf")))
+        var rng = RandomStream(seed: 31)
+        let seqs = (0..<7).map { _ in TrainingSequence(tokens: (0..<40).map { _ in 300 + Int(rng.next() % 4000) }, scoredFrom: 11) }
+        XCTAssertGreaterThan(seqs.count * 40, Linear.expandRows)
+        let adapters = LoRAState(model: model.config, config: LoRAConfig(rank: 4, alpha: 8, dropout: 0, targets: [.q, .v, .down]),
+                                 valueHead: true, seed: 2)
+        for s in adapters.slots { for j in 0..<(4 * s.outFeatures) { adapters.parameters[s.b + j] = rng.nextGaussian() * 0.02 } }
+        let arena = TrainingArena()
+        let out = try model.trainingForward(seqs, adapters: adapters, arena: arena)
+        let V = model.config.vocabSize
+        var lp: [Float] = []
+        for s in seqs {
+            let cache = model.makeCache(slots: 1, capacity: s.tokens.count)
+            let logits = model.forward([SequenceChunk(slot: 0, tokens: s.tokens, startPosition: 0)], cache: cache, logits: .all, adapters: adapters)
+            for t in s.scoredFrom..<(s.tokens.count - 1) {
+                lp.append(logits.withUnsafeBufferPointer { Softmax.logProbAndEntropy($0.baseAddress! + t * V, V, target: s.tokens[t + 1]).logProb })
+            }
+        }
+        XCTAssertEqual(out.logProbs, lp, "training forward on 280 rows vs inference one sequence at a time")
+        let n = out.logProbs.count
+        let c1 = (0..<n).map { _ in rng.nextGaussian() }, c2 = (0..<n).map { _ in rng.nextGaussian() }, c3 = (0..<n).map { _ in rng.nextGaussian() }
+        adapters.zeroGradients()
+        model.trainingBackward(arena: arena, adapters: adapters, dLogProbs: c1, dEntropies: c2, dValues: c3)
+        let whole = Array(UnsafeBufferPointer(start: adapters.gradients, count: adapters.count))
+        adapters.zeroGradients()
+        var at = 0
+        for s in seqs {
+            let small = TrainingArena(), k = s.scoredCount
+            _ = try model.trainingForward([s], adapters: adapters, arena: small)
+            model.trainingBackward(arena: small, adapters: adapters, dLogProbs: Array(c1[at..<at + k]), dEntropies: Array(c2[at..<at + k]),
+                                   dValues: Array(c3[at..<at + k]))
+            at += k
+        }
+        let summed = Array(UnsafeBufferPointer(start: adapters.gradients, count: adapters.count))
+        let scale = summed.map(abs).max()!
+        XCTAssertGreaterThan(scale, 0)
+        let worst = zip(whole, summed).map { abs($0 - $1) }.max()! / scale
+        XCTAssertLessThan(worst, 1e-4, "gradient of the long batch vs the sum over sequences")
+    }
+
     func testBadSequencesAreRefused() throws {
         let c = try TrainingCase("llama")
         let arena = TrainingArena()
