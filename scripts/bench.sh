@@ -74,3 +74,35 @@ if clip=$($BENCH clip 2>&1); then
 else
     echo "ex2-bench has no 'clip' bench in this build: $clip"
 fi
+
+# Training (issue #8): forward + backward of a PPO mini-batch, SmolLM2 with LoRA r16 on q, v and a value head,
+# sequences of 12 + 32 tokens, against PyTorch + PEFT on the same shapes (scripts/bench/torch_train.py),
+# alternating sides per batch size because this host's speed drifts; then sampling through an adapter.
+f="$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ -f "$f" ]; then
+    echo "== training forward+backward, SmolLM2-135M, LoRA r16 q,v + value head (12 + 32 tokens per sequence)"
+    field() { python3 -c 'import sys, json
+for l in sys.stdin:
+    l = l.strip()
+    if l.startswith("{"):
+        d = json.loads(l)
+        if d.get("bench") == sys.argv[1]: print(d[sys.argv[2]])' "$1" "$2"; }
+    for b in 1 4 32; do
+        line=$($BENCH train "$f" --batch "$b" --runs 3)
+        ours=$(echo "$line" | tps)
+        if [ -n "$PY" ]; then
+            ref=$("$PY" scripts/bench/torch_train.py "$f" --batch "$b" --rss-batch 0 2>/dev/null | field torch_train tokens_per_s)
+            echo "$line   torch=$ref tokens/s   ratio=$(ratio "$ours" "$ref")"
+        else
+            echo "$line"
+        fi
+    done
+    if [ -n "$PY" ]; then
+        rss=$("$PY" scripts/bench/torch_train.py "$f" --batch 32 --runs 1 2>/dev/null | field torch_train_rss peak_rss_mb)
+        echo "peak resident memory of a batch-32 step: torch ${rss} MB (ours: peak_rss above)"
+    fi
+    echo "== sampling through a LoRA adapter (r16 on q, v) against the base model, batch 32 (ex2 describe --adapter)"
+    base=$($BENCH generate "$f" --batch 32 --runs 3 | tail -1); lora=$($BENCH generate "$f" --batch 32 --runs 3 --lora 16 | tail -1)
+    echo "$base"; echo "$lora"
+    echo "adapter / base: $(ratio "$(echo "$lora" | tps)" "$(echo "$base" | tps)")"
+fi

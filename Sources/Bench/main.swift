@@ -1,6 +1,6 @@
 // ex2-bench: speed figures for the engine, printed as ratios to a reference measured in the same run
 // (scripts/bench.sh adds the PyTorch figures when torch is installed).
-//   ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R]
+//   ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] [--lora RANK]
 //   ex2-bench train MODEL.gguf [--batch N] [--prompt-tokens P] [--response-tokens R] [--runs K]
 //   ex2-bench gemm
 //   ex2-bench clip
@@ -26,7 +26,17 @@ func benchGenerate(_ path: String) throws {
     var rng = RandomStream(seed: 7)
     // Prompts of ~promptTokens ordinary token ids (ids 300..<5000 are plain word pieces in both vocabularies).
     let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in 300 + Int(rng.next() % 4700) } }
-    let gen = Generator(model: model, stopTokens: [])
+    // --lora R: sample through a LoRA adapter of rank R on q_proj and v_proj (B non-zero), as
+    // `ex2 describe --adapter` does after training.
+    let rank = arg("--lora", 0)
+    var adapters: LoRAState? = nil
+    if rank > 0 {
+        let a = LoRAState(model: model.config, config: LoRAConfig(rank: rank, alpha: Float(2 * rank), dropout: 0, targets: [.q, .v]),
+                          valueHead: false, seed: 3)
+        for s in a.slots { for j in 0..<(rank * s.outFeatures) { a.parameters[s.b + j] = rng.nextGaussian() * 0.01 } }
+        adapters = a
+    }
+    let gen = Generator(model: model, stopTokens: [], adapters: adapters)
     let params = SamplingParameters(temperature: 1, maxNewTokens: new, stopAtEOS: false)
     _ = gen.generate(prompts: Array(prompts.prefix(1)), seeds: [1], params: SamplingParameters(temperature: 1, maxNewTokens: 2))
     var best = Double.infinity
@@ -49,8 +59,8 @@ func benchGenerate(_ path: String) throws {
     let step = (now() - t) / 4
     print(String(format: "  prefill %.1f ms, decode step %.1f ms (forward only, no sampling)", prefill * 1e3, step * 1e3))
     let tps = Double(batch * new) / best
-    print(String(format: "generate model=%@ batch=%d new=%d prompt=%d isa=%@ load=%.2fs best=%.3fs tokens/s=%.1f",
-                 (path as NSString).lastPathComponent, batch, new, promptTokens, KernelISA.name, load, best, tps))
+    print(String(format: "generate model=%@ batch=%d new=%d prompt=%d lora=%d isa=%@ load=%.2fs best=%.3fs tokens/s=%.1f",
+                 (path as NSString).lastPathComponent, batch, new, promptTokens, rank, KernelISA.name, load, best, tps))
 }
 
 func benchGEMM(_ custom: [String]) {
@@ -152,6 +162,6 @@ case "gemm": benchGEMM(Array(args.dropFirst(2)))
 case "clip": try benchCLIP()
 case "matvec" where args.count > 2: try benchMatvec(args[2])
 default:
-    print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] | ex2-bench gemm [M,N,K ...]")
+    print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] [--lora RANK] | ex2-bench train MODEL.gguf [--batch N] [--profile] | ex2-bench gemm [M,N,K ...] | ex2-bench clip")
     exit(2)
 }
