@@ -36,8 +36,10 @@ let package = Package(
         .target(name: "ModelFiles", dependencies: ["Tensors"], swiftSettings: fastMath),
         .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: fastMath),
         .target(name: "Imaging", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fastMath),
-        .target(name: "Llama", dependencies: ["Tensors", "ModelFiles"], swiftSettings: fastMath),
-        .target(name: "CLIP", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Imaging"], swiftSettings: fastMath),
+        // Layer parts the model families share: Linear, the strict weight reader.
+        .target(name: "Layers", dependencies: ["Tensors", "ModelFiles"], swiftSettings: fastMath),
+        .target(name: "Llama", dependencies: ["Tensors", "ModelFiles", "Layers"], swiftSettings: fastMath),
+        .target(name: "CLIP", dependencies: ["Tensors", "ModelFiles", "Layers", "Tokenizers", "Imaging"], swiftSettings: fastMath),
         .target(name: "Concepts", dependencies: ["Imaging", "ModelFiles"], resources: [.copy("Resources")], swiftSettings: fastMath),
         .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging", "CLIP", "Concepts"],
                 swiftSettings: fastMath),
@@ -60,7 +62,7 @@ let package = Package(
                     swiftSettings: fastMath),
         .testTarget(name: "EX2Tests", dependencies: ["EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "EX2"], resources: [.copy("Fixtures")],
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Layers", "EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
     ]
 )

@@ -2,6 +2,7 @@
 // (ragged: no padding rows). Every projection is one GEMM over all rows of the batch; only attention,
 // which mixes rows, works sequence by sequence. Causal towers let each query see keys up to itself;
 // bidirectional ones (vision, CLIPA text) let it see the whole sequence.
+import Layers
 import Tensors
 
 /// Work buffers for one forward call, sized once for its row count and reused by every layer.
@@ -54,17 +55,13 @@ struct CLIPTransformer: Sendable {
     }
 }
 
-/// y[rows, out] = x W^T + b.
-func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int) {
-    if let bias = l.bias {
-        bias.withUnsafeBufferPointer { b in PackedGEMM.linear(y, x, l.packed, bias: b.baseAddress!, m: rows) }
-    } else {
-        PackedGEMM.linear(y, x, l.packed, bias: nil, m: rows)
-    }
+/// y[rows, out] = x W^T + b (PackedGEMM: CLIP's layers are dense Float panels).
+func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: Linear, rows: Int) {
+    l.forward(y, x, rows: rows)
 }
 
 /// y[rows, out] += x W^T + b: the GEMM writes `scratch` ([rows, out], free for reuse), then the residual add.
-func addLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: LinearWeights, rows: Int,
+func addLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: Linear, rows: Int,
                scratch: UnsafeMutablePointer<Float>) {
     let n = l.outFeatures
     linear(scratch, x, l, rows: rows)

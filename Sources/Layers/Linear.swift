@@ -1,4 +1,5 @@
-// A linear layer y = x W^T (+ b). Its weight W [out, in] runs through one kernel for every number of
+// A linear layer y = x W^T (+ b), the one every model family builds from (decoder projections, CLIP's
+// towers). Its weight W [out, in] runs through one kernel for every number of
 // rows, so a sequence's numbers never depend on what else is in the batch (sampling from the long tail
 // of a distribution is chaotic: one rounding difference picks another token):
 // - ggml types that decompose into small integers (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q6_K) are re-laid out in
@@ -18,6 +19,10 @@ public struct QuantizedRows: @unchecked Sendable {  // reason: read-only pointer
     public let base: UnsafeRawPointer
     public let rowBytes: Int
     let owner: AnyObject
+
+    public init(type: GGMLType, base: UnsafeRawPointer, rowBytes: Int, owner: AnyObject) {
+        self.type = type; self.base = base; self.rowBytes = rowBytes; self.owner = owner
+    }
 }
 
 public final class Linear: @unchecked Sendable {  // reason: weights are immutable after loading
@@ -51,6 +56,23 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
             nonisolated(unsafe) let base = d.baseAddress!
             return PackedWeight(n: out, k: inFeatures) { r, dst in dst.update(from: base + r * inFeatures, count: inFeatures) }
         }
+    }
+
+    /// Layers that share their input, outputs stacked (q, k, v into one qkv projection): W is the parts'
+    /// rows one after another in Float panels (quantized parts dequantized), the bias their biases end to
+    /// end when every part has one, else none.
+    public init(stacking parts: [Linear]) {
+        precondition(!parts.isEmpty, "nothing to stack")
+        let k = parts[0].inFeatures
+        precondition(parts.allSatisfy { $0.inFeatures == k }, "stacked layers share their input")
+        var rows: [(Linear, Int)] = []
+        for part in parts { for r in 0..<part.outFeatures { rows.append((part, r)) } }
+        outFeatures = rows.count; inFeatures = k
+        quantized = nil
+        let biases = parts.compactMap(\.bias)
+        bias = biases.count == parts.count ? biases.flatMap { $0 } : nil
+        let table = rows
+        packed = PackedWeight(n: rows.count, k: k) { r, dst in table[r].0.row(table[r].1, into: dst) }
     }
 
     /// `keepDense`: for ggml types that do not decompose, keep a Float panel copy (else tiles on the fly).

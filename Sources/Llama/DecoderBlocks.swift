@@ -9,6 +9,7 @@
 //   att = attention(q, k, v) ; o = att Wo^T (+ LoRA) ; [o = rmsnorm(o)] ; x1 = x0 + o
 //   h2 = rmsnorm(x1) ; g, u = h2 W^T (+ LoRA) ; a = act(g) u ; d = a Wd^T (+ LoRA) ; [d = rmsnorm(d)] ; x2 = x1 + d
 import Foundation
+import Layers
 import Tensors
 
 /// Buffers one layer reads and writes, each [rows, width] row-major: x is the residual stream, updated in

@@ -4,6 +4,7 @@
 // extending their key/value cache slots, so prefill and batched decoding of sequences with different
 // lengths need no padding.
 import Foundation
+import Layers
 import ModelFiles
 import Tensors
 

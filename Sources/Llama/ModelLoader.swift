@@ -1,7 +1,8 @@
 // Builds a DecoderModel from a GGUF file (weights stay in their ggml blocks, with an optional dense copy)
 // or from an HF checkpoint (safetensors). Checkpoint key names live here and only here; loading is
-// strict: a missing tensor, a wrong shape or a tensor nobody uses is an error naming it.
+// strict: a missing tensor, a wrong shape or a tensor nobody uses is a WeightError naming it.
 import Foundation
+import Layers
 import ModelFiles
 import Tensors
 
@@ -10,13 +11,6 @@ public struct LoadOptions: Sendable {
     /// (kept for models under ~2 B parameters).
     public var keepDense: Bool?
     public init(keepDense: Bool? = nil) { self.keepDense = keepDense }
-}
-
-public struct WeightError: Error, CustomStringConvertible {
-    public let file: String
-    public let tensor: String
-    public let message: String
-    public var description: String { "\(file): tensor '\(tensor)': \(message)" }
 }
 
 extension DecoderModel {

@@ -1,6 +1,7 @@
 // Builds a DecoderModel from an HF checkpoint directory (config.json + safetensors). Key names of the HF
 // layout live here; loading is strict like the GGUF path.
 import Foundation
+import Layers
 import ModelFiles
 import Tensors
 
@@ -15,22 +16,14 @@ extension DecoderModel {
     }
 
     public static func load(config c: DecoderConfig, weights: any WeightSource, file: String) throws -> DecoderModel {
-        var used = Set<String>()
-        func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
-            guard let s = weights.shape(of: name) else { throw WeightError(file: file, tensor: name, message: "missing from the checkpoint") }
-            guard s == shape else { throw WeightError(file: file, tensor: name, message: "has shape \(s), expected \(shape)") }
-            used.insert(name)
-            return try weights.floats(name)
-        }
+        var r = StrictWeightReader(weights, file: file)
         // Gemma's RMSNorm multiplies by (1 + w); fold the 1 in once so every family runs x * w.
         func norm(_ name: String, _ n: Int) throws -> [Float] {
-            let w = try tensor(name, [n])
+            let w = try r.take(name, [n])
             return c.isGemma ? w.map { 1 + $0 } : w
         }
         func linear(_ name: String, out: Int, in n: Int, bias: Bool = false) throws -> Linear {
-            let w = try tensor(name + ".weight", [out, n])
-            let b = bias ? try tensor(name + ".bias", [out]) : nil
-            return Linear(dense: w, out: out, in: n, bias: b)
+            try r.linear(name, out: out, in: n, bias: bias)
         }
         let H = c.hiddenSize, hd = c.headDim, I = c.intermediateSize
         let embedding = try linear("model.embed_tokens", out: c.vocabSize, in: H)
@@ -56,10 +49,9 @@ extension DecoderModel {
         let finalNorm = try norm("model.norm.weight", H)
         var output: Linear? = nil
         if !c.tieEmbeddings { output = try linear("lm_head", out: c.vocabSize, in: H) }
-        if c.tieEmbeddings, weights.shape(of: "lm_head.weight") != nil { used.insert("lm_head.weight") }
-        let unused = weights.tensorNames.filter { !used.contains($0) && !$0.hasSuffix("rotary_emb.inv_freq") }
-        if let first = unused.first {
-            throw WeightError(file: file, tensor: first, message: "is not used by the \(c.architecture.rawValue) engine (\(unused.count) unused tensors)")
+        // A tied model's checkpoint may still hold lm_head.weight (a copy of the embedding).
+        try r.finish(ignoring: { $0.hasSuffix("rotary_emb.inv_freq") || (c.tieEmbeddings && $0 == "lm_head.weight") }) {
+            "is not used by the \(c.architecture.rawValue) engine (\($0.count) unused tensors)"
         }
         return DecoderModel(config: c, embedding: embedding, layers: layers, finalNorm: finalNorm, output: output)
     }

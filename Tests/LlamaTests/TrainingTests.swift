@@ -4,6 +4,7 @@
 // seven module kinds and non-zero B; and SmolLM2-135M from its GGUF. Also: with adapters off the training
 // forward gives the inference forward's bits, and whole-model finite differences with dropout on.
 import Foundation
+import Layers
 import ModelFiles
 import Tensors
 import XCTest
