@@ -141,19 +141,28 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
             PanelBackward.inputGradient(dx, dy, p, m: rows, accumulate: accumulate)
         } else if let q = quantized {
             // Weight rows dequantized a tile at a time: dx += dy[:, tile] · W[tile, :].
-            let n = inFeatures, out = outFeatures, tile = 256
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
-            defer { scratch.deallocate() }
-            var start = 0
-            while start < out {
-                let count = min(tile, out - start)
-                parallelChunks(count, minPerChunk: 16) { r in
-                    for i in r { dequantizeRow(q.type, q.base + (start + i) * q.rowBytes, scratch + i * n, count: n) }
-                }
-                BLAS.gemm(m: rows, n: n, k: count, a: dy + start, lda: out, b: scratch, ldb: n,
+            let n = inFeatures, out = outFeatures
+            forEachDequantizedTile(q) { start, count, tile in
+                BLAS.gemm(m: rows, n: n, k: count, a: dy + start, lda: out, b: tile, ldb: n,
                           beta: (accumulate || start > 0) ? 1 : 0, c: dx, ldc: n)
-                start += count
             }
+        }
+    }
+
+    /// body(start, count, tile) for consecutive tiles of 256 weight rows, each dequantized into `tile`
+    /// [count, in] (rows start ..< start + count of W).
+    private func forEachDequantizedTile(_ q: QuantizedRows, _ body: (Int, Int, UnsafePointer<Float>) -> Void) {
+        let n = inFeatures, out = outFeatures, tile = 256
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
+        defer { scratch.deallocate() }
+        var start = 0
+        while start < out {
+            let count = min(tile, out - start), s0 = start
+            parallelChunks(count, minPerChunk: 16) { r in
+                for i in r { dequantizeRow(q.type, q.base + (s0 + i) * q.rowBytes, scratch + i * n, count: n) }
+            }
+            body(start, count, scratch)
+            start += count
         }
     }
 
@@ -185,17 +194,9 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
 
     /// Many rows without a dense copy: dequantize a tile of weight rows, multiply it with BLAS, repeat.
     private func tiledForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, _ q: QuantizedRows) {
-        let n = inFeatures, out = outFeatures, tile = 256
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
-        defer { scratch.deallocate() }
-        var start = 0
-        while start < out {
-            let count = min(tile, out - start)
-            parallelChunks(count, minPerChunk: 16) { r in
-                for i in r { dequantizeRow(q.type, q.base + (start + i) * q.rowBytes, scratch + i * n, count: n) }
-            }
-            BLAS.gemm(transB: true, m: rows, n: count, k: n, a: x, lda: n, b: scratch, ldb: n, c: y + start, ldc: out)
-            start += count
+        let n = inFeatures, out = outFeatures
+        forEachDequantizedTile(q) { start, count, tile in
+            BLAS.gemm(transB: true, m: rows, n: count, k: n, a: x, lda: n, b: tile, ldb: n, c: y + start, ldc: out)
         }
         if let bias {
             for r in 0..<rows { Vec.add(y + r * out, bias, out) }
