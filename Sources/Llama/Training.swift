@@ -5,9 +5,9 @@
 // model stays frozen: gradients flow through its weight panels as dX = dY W and no gradient of a frozen
 // weight is ever formed.
 //
-// The vocabulary projection runs only on scored positions, in chunks of rows, so [rows, vocab] logits
-// never exist at once; the backward recomputes each chunk's logits rather than keeping them (one more
-// lm-head GEMM instead of 4 x rows x vocab bytes).
+// The vocabulary projection runs only on scored positions, in chunks of rows. Small batches keep the
+// logits for the backward (up to `keptLogitFloats`); larger ones never hold [rows, vocab] at once and the
+// backward recomputes each chunk (one more lm-head GEMM instead of 4 x rows x vocab bytes).
 import Foundation
 import Tensors
 
@@ -32,6 +32,9 @@ public struct TrainingOutputs: Sendable, Equatable {
 public final class TrainingArena: @unchecked Sendable {  // reason: owned by one trainer; one forward/backward at a time
     /// Rows of logits computed at once (a [chunk, vocab] buffer).
     public static let logitRows = 64
+    /// Logits kept from the forward for the backward when they fit in this many Floats (128 MB by
+    /// default: PPO's mini-batches of a few sequences); beyond it the backward recomputes them.
+    public let keptLogitFloats: Int
 
     private var buffer: UnsafeMutablePointer<Float>?
     private var capacity = 0
@@ -60,11 +63,12 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     var finalOut = TrainingArena.dangling // (S, H) after the final norm: the lm head's and value head's input
     var finalRstd = TrainingArena.dangling // (S)
     var dFinal = TrainingArena.dangling   // (S, H)
-    var logits = TrainingArena.dangling   // (logitRows, V)
+    var logits = TrainingArena.dangling   // (S, V) when keepsLogits, else (logitRows, V)
+    var keepsLogits = false
 
     static var dangling: UnsafeMutablePointer<Float> { UnsafeMutablePointer(bitPattern: 64)! }
 
-    public init() {}
+    public init(keptLogitFloats: Int = 32 << 20) { self.keptLogitFloats = keptLogitFloats }
     deinit { buffer?.deallocate() }
 
     /// Lays out every buffer for `seqs` on model c (two passes: count, then assign).
@@ -101,7 +105,8 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
                                    dq: take(T * qDim), dAtt: take(T * qDim), dk: take(T * kvDim), dv: take(T * kvDim),
                                    sum: take(T * max(H, qDim, I)), weightT: weightT)
             finalIn = take(S * H); finalOut = take(S * H); finalRstd = take(S); dFinal = take(S * H)
-            logits = take(Self.logitRows * c.vocabSize)
+            keepsLogits = S * c.vocabSize <= keptLogitFloats
+            logits = take((keepsLogits ? max(S, 1) : Self.logitRows) * c.vocabSize)
             return off
         }
         let total = layout(Self.dangling)
@@ -196,13 +201,14 @@ extension DecoderModel {
         for (i, row) in arena.scoredRows.enumerated() { (arena.finalIn + i * H).update(from: x + row * H, count: H) }
         Norms.rmsNorm(arena.finalOut, rstd: arena.finalRstd, arena.finalIn, weight: finalNorm, rows: S, dim: H, eps: c.rmsEps)
         var logProbs = [Float](repeating: 0, count: S), entropies = [Float](repeating: 0, count: S)
-        let targets = arena.targets, logits = arena.logits
+        let targets = arena.targets, keep = arena.keepsLogits
         logProbs.withUnsafeMutableBufferPointer { lpb in
             entropies.withUnsafeMutableBufferPointer { enb in
                 nonisolated(unsafe) let lp = lpb.baseAddress!, en = enb.baseAddress!
                 var start = 0
                 while start < S {
                     let n = min(TrainingArena.logitRows, S - start)
+                    let logits = arena.logits + (keep ? start * V : 0)
                     output.forward(logits, arena.finalOut + start * H, rows: n)
                     parallelFor(n) { i in
                         let (a, b) = Softmax.logProbAndEntropy(logits + i * V, V, target: targets[start + i])
@@ -235,7 +241,8 @@ extension DecoderModel {
 
     /// Adds to `adapters.gradients` the gradient of a loss whose derivatives with respect to the last
     /// forward's outputs are given (same shapes as TrainingOutputs; dValues empty = no value loss). The
-    /// forward must have run with these adapters on this arena.
+    /// forward must have run with these adapters on this arena; each forward serves one backward (as
+    /// PyTorch frees its graph), since the kept logits turn into their gradient.
     public func trainingBackward(arena: TrainingArena, adapters: LoRAState, dLogProbs: [Float], dEntropies: [Float],
                                  dValues: [Float]) {
         let c = config
@@ -246,12 +253,14 @@ extension DecoderModel {
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, V = c.vocabSize
         let dropout = arena.dropout
 
-        // d loss / d logits, one chunk at a time (logits recomputed), into dFinal = dlogits W_out.
-        let targets = arena.targets, logits = arena.logits
+        // d loss / d logits, one chunk at a time (kept or recomputed), into dFinal = dlogits W_out. The
+        // kept logits become their gradient in place, so a second backward needs a new forward.
+        let targets = arena.targets
         var start = 0
         while start < S {
             let n = min(TrainingArena.logitRows, S - start)
-            output.forward(logits, arena.finalOut + start * H, rows: n)
+            let logits = arena.logits + (arena.keepsLogits ? start * V : 0)
+            if !arena.keepsLogits { output.forward(logits, arena.finalOut + start * H, rows: n) }
             let s0 = start
             parallelFor(n) { i in
                 Softmax.logProbAndEntropyBackward(logits + i * V, V, target: targets[s0 + i],
@@ -260,6 +269,7 @@ extension DecoderModel {
             output.inputGradient(arena.dFinal + start * H, logits, rows: n)
             start += n
         }
+        arena.hasForward = false
         if let vo = adapters.valueHeadOffset, !dValues.isEmpty {
             let w = adapters.parameters + vo, gw = adapters.gradients + vo
             withValueHeadInput(arena, dropout: dropout) { hv in

@@ -45,8 +45,12 @@ final class TrainingTests: XCTestCase {
     let gradientTolerance: Float = 1e-4
 
     func checkAgainstPyTorch(_ name: String) throws {
+        // Logits kept for the backward (the default at this size) and recomputed by it.
+        for keep in [true, false] { try checkAgainstPyTorch(name, arena: TrainingArena(keptLogitFloats: keep ? 1 << 25 : 0)) }
+    }
+
+    func checkAgainstPyTorch(_ name: String, arena: TrainingArena) throws {
         let c = try TrainingCase(name)
-        let arena = TrainingArena()
         let out = try c.model.trainingForward(c.sequences, adapters: c.adapters, arena: arena)
         let lp = worstRelative(out.logProbs, try c.expected.floats("logprobs"))
         let en = worstRelative(out.entropies, try c.expected.floats("entropies"))
@@ -233,7 +237,7 @@ final class TrainingTests: XCTestCase {
         let adapters = LoRAState(model: model.config, config: LoRAConfig(rank: 4, alpha: 8, dropout: 0, targets: [.q, .v, .down]),
                                  valueHead: true, seed: 2)
         for s in adapters.slots { for j in 0..<(4 * s.outFeatures) { adapters.parameters[s.b + j] = rng.nextGaussian() * 0.02 } }
-        let arena = TrainingArena()
+        let arena = TrainingArena(keptLogitFloats: 0)  // the long batch recomputes its logits, the short ones keep them
         let out = try model.trainingForward(seqs, adapters: adapters, arena: arena)
         let V = model.config.vocabSize
         var lp: [Float] = []
