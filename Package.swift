@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Llama", dependencies: ["Tensors", "ModelFiles", "Layers"], swiftSettings: fastMath),
         .target(name: "CLIP", dependencies: ["Tensors", "ModelFiles", "Layers", "Tokenizers", "Imaging"], swiftSettings: fastMath),
         .target(name: "Concepts", dependencies: ["Imaging", "ModelFiles"], resources: [.copy("Resources")], swiftSettings: fastMath),
-        .target(name: "PPO", dependencies: [], swiftSettings: fastMath),
+        .target(name: "PPO", dependencies: ["Llama", "Tensors"], swiftSettings: fastMath),
         .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging", "CLIP", "Concepts"],
                 swiftSettings: fastMath),
         .executableTarget(name: "EX2CLI", dependencies: [
@@ -63,7 +63,7 @@ let package = Package(
                     swiftSettings: fastMath),
         .testTarget(name: "EX2Tests", dependencies: ["EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
-        .testTarget(name: "PPOTests", dependencies: ["PPO"], resources: [.copy("Fixtures")],
+        .testTarget(name: "PPOTests", dependencies: ["PPO", "Llama", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "Layers", "EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),

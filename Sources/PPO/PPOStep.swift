@@ -1,0 +1,243 @@
+// One PPO optimisation step as TRL 0.7.5's PPOTrainer.step performs it (the legacy trainer of TRL
+// 0.11.4 is the same algorithm), on the engine's training forward/backward: score scaling, old log-probs
+// and values of query ++ response with the adapters, reference log-probs with them off, per-token KL
+// rewards, GAE, then ppo_epochs passes over shuffled backward batches of mini-batches with gradient
+// accumulation, Adam and optional gradient clipping at each accumulation boundary, early stopping, the
+// adaptive KL controller, and TRL's statistics under TRL's names.
+//
+// Dropout: TRL's batched_forward_pass calls model.eval() before every forward, the mini-batch forwards
+// that carry gradients included (train_minibatch switches to train() only after its forward), so no
+// dropout acts anywhere in a TRL PPO step; the forwards here run without dropout too. The old log-probs
+// are recomputed by a forward pass, as TRL does, not taken from the sampler.
+import Foundation
+import Llama
+import Tensors
+
+/// The PPOConfig fields the step reads, named as TRL names them; defaults are TRL's.
+public struct PPOConfig: Sendable, Codable, Equatable {
+    public var learningRate: Double = 1e-5
+    public var batchSize = 256
+    public var miniBatchSize = 1
+    public var gradientAccumulationSteps = 1
+    public var ppoEpochs = 4
+    public var initKLCoef: Double = 0.2
+    public var adapKLCtrl = true
+    public var klPenalty: KLPenalty = .kl
+    public var target: Double = 6
+    public var horizon: Double = 10000
+    public var targetKL: Double = 1
+    public var earlyStopping = false
+    public var gamma: Float = 1
+    public var lam: Float = 0.95
+    public var cliprange: Float = 0.2
+    public var cliprangeValue: Float = 0.2
+    public var vfCoef: Float = 0.1
+    public var ratioThreshold: Float = 10
+    public var whitenRewards = false
+    public var useScoreScaling = false
+    public var useScoreNorm = false
+    public var scoreClip: Float? = nil
+    public var maxGradNorm: Double? = nil
+    public var seed: UInt64 = 0
+
+    public init() {}
+    public var backwardBatchSize: Int { miniBatchSize * gradientAccumulationSteps }
+
+    /// TRL's checks (batch a multiple of the backward batch), as errors a user can fix.
+    public func validate() throws {
+        func bad(_ m: String) -> PPOError { .badConfig(m) }
+        guard batchSize > 0, miniBatchSize > 0, gradientAccumulationSteps > 0, ppoEpochs > 0 else {
+            throw bad("batch size, mini-batch size, gradient accumulation steps and PPO epochs must be positive")
+        }
+        guard batchSize % backwardBatchSize == 0 else {
+            throw bad("batch size \(batchSize) is not a multiple of mini-batch size x gradient accumulation steps = \(backwardBatchSize)")
+        }
+        guard learningRate > 0, learningRate.isFinite else { throw bad("learning rate must be positive") }
+        guard horizon > 0, target > 0 else { throw bad("KL target and horizon must be positive") }
+    }
+}
+
+public enum PPOError: Error, CustomStringConvertible {
+    case badConfig(String)
+    case badRollouts(String)
+    case nonFinite(String)
+    public var description: String {
+        switch self {
+        case .badConfig(let m): return "PPO configuration: \(m)"
+        case .badRollouts(let m): return "rollouts: \(m)"
+        case .nonFinite(let m): return "non-finite value: \(m); the step was not applied"
+        }
+    }
+}
+
+public struct Rollout: Sendable, Codable, Equatable {
+    public var query: [Int]
+    public var response: [Int]
+    public var score: Float
+    public init(query: [Int], response: [Int], score: Float) { self.query = query; self.response = response; self.score = score }
+}
+
+/// What persists from step to step: the adapters and value head, Adam's moments, the KL coefficient, the
+/// score statistics and the number of mini-batches seen (for the accumulation boundary).
+public final class PPOState: @unchecked Sendable {  // reason: owned by one trainer loop
+    public let adapters: LoRAState
+    public let optimizer: Adam
+    public var kl: KLController
+    public var scores: ScoreScaling
+    public var miniBatchesSeen = 0
+    public var steps = 0
+
+    public init(adapters: LoRAState, config: PPOConfig) {
+        self.adapters = adapters
+        optimizer = Adam(count: adapters.count, learningRate: config.learningRate)
+        kl = KLController(initial: config.initKLCoef, adaptive: config.adapKLCtrl, target: config.target, horizon: config.horizon)
+        scores = ScoreScaling(scale: config.useScoreScaling, normalise: config.useScoreNorm, clip: config.scoreClip)
+    }
+}
+
+public enum PPOStep {
+    /// Runs one step over `rollouts` (batchSize of them). `order[e]` is the permutation of epoch e (TRL
+    /// draws it with np.random.permutation); nil draws it from the seed. Returns TRL's scalar stats.
+    public static func run(model: DecoderModel, state: PPOState, rollouts: [Rollout], config c: PPOConfig,
+                           order: [[Int]]? = nil) throws -> [String: Double] {
+        try c.validate()
+        let bs = c.batchSize
+        guard rollouts.count == bs else { throw PPOError.badRollouts("\(rollouts.count) rollouts for a batch size of \(bs)") }
+        for (i, r) in rollouts.enumerated() {
+            if r.query.isEmpty || r.response.isEmpty { throw PPOError.badRollouts("rollout \(i) has an empty query or response") }
+            if !r.score.isFinite { throw PPOError.badRollouts("rollout \(i) has score \(r.score)") }
+        }
+        if let order {
+            guard order.count >= c.ppoEpochs, order.prefix(c.ppoEpochs).allSatisfy({ $0.sorted() == Array(0..<bs) }) else {
+                throw PPOError.badRollouts("the mini-batch order needs \(c.ppoEpochs) permutations of 0..<\(bs)")
+            }
+        }
+        let t0 = Date()
+        var timing: [String: Double] = [:]
+        let scores = state.scores.apply(rollouts.map(\.score))
+        let seqs = rollouts.map { TrainingSequence(tokens: $0.query + $0.response, scoredFrom: $0.query.count - 1) }
+
+        // Old log-probs and values with the adapters, reference log-probs without (no dropout, as TRL).
+        var t = Date()
+        let arena = TrainingArena()
+        var oldLp: Ragged = [], oldV: Ragged = [], refLp: Ragged = []
+        let chunk = max(1, c.miniBatchSize)
+        var start = 0
+        while start < bs {
+            let part = Array(seqs[start..<min(bs, start + chunk)])
+            let pol = try model.trainingForward(part, adapters: state.adapters, arena: arena)
+            let ref = try model.trainingForward(part, adapters: nil, arena: arena)
+            var o = 0
+            for s in part {
+                let n = s.scoredCount
+                oldLp.append(Array(pol.logProbs[o..<o + n])); oldV.append(Array(pol.values[o..<o + n]))
+                refLp.append(Array(ref.logProbs[o..<o + n]))
+                o += n
+            }
+            start += chunk
+        }
+        timing["time/ppo/forward_pass"] = Date().timeIntervalSince(t)
+
+        t = Date()
+        guard c.klPenalty != .full else { throw PPOError.badConfig("kl_penalty \"full\" is not implemented in the step yet") }
+        let kls = zip(oldLp, refLp).map { zip($0, $1).map { PPOMath.klPenalty(c.klPenalty, logprob: $0, refLogprob: $1) } }
+        let klCoef = Float(state.kl.value)
+        let (rewards, nonScore) = PPOMath.rewards(scores: scores, kls: kls, klCoef: klCoef)
+        timing["time/ppo/compute_rewards"] = Date().timeIntervalSince(t)
+        t = Date()
+        let (advantages, returns) = try PPOMath.advantages(values: oldV, rewards: rewards, gamma: c.gamma, lam: c.lam,
+                                                           whitenRewards: c.whitenRewards)
+        timing["time/ppo/compute_advantages"] = Date().timeIntervalSince(t)
+
+        // Epochs over shuffled backward batches of mini-batches.
+        t = Date()
+        var rng = RandomStream(seed: Generator.sequenceSeed(c.seed, state.steps))
+        var trainStats: [[String: Float]] = []
+        let lossConfig = PPOMath.LossConfig(cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef,
+                                            ratioThreshold: c.ratioThreshold)
+        let params = state.adapters.parameters, grads = state.adapters.gradients, count = state.adapters.count
+        let accum = Float(c.gradientAccumulationSteps)
+        epochs: for e in 0..<c.ppoEpochs {
+            let perm = order?[e] ?? permutation(bs, &rng)
+            var lastPolicyKL: Float = 0
+            for b0 in stride(from: 0, to: bs, by: c.backwardBatchSize) {
+                let backward = Array(perm[b0..<b0 + c.backwardBatchSize])
+                for m0 in stride(from: 0, to: c.backwardBatchSize, by: c.miniBatchSize) {
+                    let idx = Array(backward[m0..<m0 + c.miniBatchSize])
+                    let out = try model.trainingForward(idx.map { seqs[$0] }, adapters: state.adapters, arena: arena)
+                    let lp = split(out.logProbs, idx.map { seqs[$0].scoredCount })
+                    let v = split(out.values, idx.map { seqs[$0].scoredCount })
+                    let en = split(out.entropies, idx.map { seqs[$0].scoredCount })
+                    let loss = try PPOMath.loss(oldLogProbs: idx.map { oldLp[$0] }, oldValues: idx.map { oldV[$0] }, logProbs: lp,
+                                                values: v, entropies: en, advantages: idx.map { advantages[$0] },
+                                                returns: idx.map { returns[$0] }, config: lossConfig)
+                    guard loss.total.isFinite else {
+                        throw PPOError.nonFinite("PPO loss \(loss.total) in epoch \(e) (policy \(loss.policy), value \(loss.value))")
+                    }
+                    // accelerate divides the loss by the accumulation steps before backward.
+                    model.trainingBackward(arena: arena, adapters: state.adapters,
+                                           dLogProbs: loss.dLogProbs.joined().map { $0 / accum },
+                                           dEntropies: [Float](repeating: 0, count: out.logProbs.count),
+                                           dValues: loss.dValues.joined().map { $0 / accum })
+                    state.miniBatchesSeen += 1
+                    if state.miniBatchesSeen % c.gradientAccumulationSteps == 0 {
+                        let norm = GradientClipping.norm(grads, count: count)
+                        if !norm.isFinite { throw PPOError.nonFinite("gradient norm \(norm) in epoch \(e)") }
+                        if let maxNorm = c.maxGradNorm { GradientClipping.clip(grads, count: count, maxNorm: maxNorm) }
+                        state.optimizer.update(params, gradients: grads)
+                        state.adapters.zeroGradients()
+                    }
+                    trainStats.append(loss.stats)
+                    lastPolicyKL = loss.stats["policy/policykl"] ?? 0
+                }
+            }
+            if PPOMath.earlyStop(policyKL: lastPolicyKL, targetKL: c.targetKL, enabled: c.earlyStopping) {
+                // TRL zeroes the gradients and stops the epochs.
+                state.adapters.zeroGradients()
+                break epochs
+            }
+        }
+        timing["time/ppo/optimize_step"] = Date().timeIntervalSince(t)
+
+        // TRL's record_step_stats.
+        var stats: [String: Double] = [:]
+        let klSums = kls.map { $0.reduce(0.0) { $0 + Double($1) } }
+        let meanKL = klSums.reduce(0, +) / Double(bs)
+        stats["objective/kl"] = meanKL
+        stats["objective/kl_coef"] = state.kl.value
+        stats["objective/entropy"] = oldLp.map { -$0.reduce(0.0) { $0 + Double($1) } }.reduce(0, +) / Double(bs)
+        stats["ppo/mean_non_score_reward"] = Double(PPOMath.maskedMean(nonScore))
+        let meanScore = scores.reduce(0.0) { $0 + Double($1) } / Double(bs)
+        stats["ppo/mean_scores"] = meanScore
+        stats["ppo/std_scores"] = (scores.reduce(0.0) { $0 + (Double($1) - meanScore) * (Double($1) - meanScore) } / Double(max(1, bs - 1))).squareRoot()
+        func meanStd(_ xs: [Double]) -> (Double, Double) {
+            let m = xs.reduce(0, +) / Double(xs.count)
+            return (m, (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(max(1, xs.count - 1))).squareRoot())
+        }
+        (stats["tokens/queries_len_mean"], stats["tokens/queries_len_std"]) = meanStd(rollouts.map { Double($0.query.count) })
+        (stats["tokens/responses_len_mean"], stats["tokens/responses_len_std"]) = meanStd(rollouts.map { Double($0.response.count) })
+        for key in trainStats.first?.keys.sorted() ?? [] {
+            stats["ppo/" + key] = trainStats.reduce(0.0) { $0 + Double($1[key] ?? 0) } / Double(trainStats.count)
+        }
+        if let err = stats["ppo/val/error"], let rv = stats["ppo/returns/var"] { stats["ppo/val/var_explained"] = 1 - err / rv }
+        stats["ppo/learning_rate"] = state.optimizer.learningRate
+        state.kl.update(currentKL: meanKL, steps: bs)
+        state.steps += 1
+        timing["time/ppo/total"] = Date().timeIntervalSince(t0)
+        stats.merge(timing) { a, _ in a }
+        return stats
+    }
+
+    /// Uniform permutation of 0..<n (Fisher-Yates) from the step's stream.
+    static func permutation(_ n: Int, _ rng: inout RandomStream) -> [Int] {
+        var p = Array(0..<n)
+        if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        return p
+    }
+
+    static func split(_ flat: [Float], _ counts: [Int]) -> Ragged {
+        var out: Ragged = [], o = 0
+        for n in counts { out.append(Array(flat[o..<o + n])); o += n }
+        return out
+    }
+}

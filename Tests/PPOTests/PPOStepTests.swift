@@ -1,0 +1,71 @@
+// One PPO step against TRL's PPOTrainer.step (legacy trainer of TRL 0.11.4) on a tiny random Llama with a
+// non-zero LoRA adapter on q and v and a value head, no dropout (fixture from
+// scripts/fixtures/ppo_step_fixtures.py): (a) one mini-batch = the whole batch, 4 epochs; (b) mini-batches
+// of one with gradient accumulation over 2, 2 epochs. The permutations TRL drew are replayed. Stats,
+// updated adapter and value head are compared.
+import Foundation
+import Llama
+import ModelFiles
+import XCTest
+@testable import PPO
+
+final class PPOStepTests: XCTestCase {
+    static var root: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+    static var fixtures: URL { Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("ppo_step") }
+
+    func check(_ name: String, configure: (inout PPOConfig) -> Void) throws {
+        let dir = Self.fixtures
+        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path) else {
+            throw XCTSkip("SKIPPED: fixture \(dir.path)/\(name) is missing; run scripts/fixtures/ppo_step_fixtures.py")
+        }
+        let model = try DecoderModel.load(hfDirectory: Self.root.appendingPathComponent("Tests/LlamaTests/Fixtures/train/tiny-llama-gqa/model"))
+        let adapters = try PEFTAdapter.load(dir.appendingPathComponent("start/adapter"), model: model.config,
+                                            valueHead: dir.appendingPathComponent("start/value_head.safetensors"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("rollouts.json"))) as! [String: Any]
+        let q = (json["queries"] as! [[NSNumber]]).map { $0.map(\.intValue) }, r = (json["responses"] as! [[NSNumber]]).map { $0.map(\.intValue) }
+        let sc = (json["scores"] as! [NSNumber]).map(\.floatValue)
+        let rollouts = (0..<q.count).map { Rollout(query: q[$0], response: r[$0], score: sc[$0]) }
+        var c = PPOConfig()
+        c.batchSize = rollouts.count; c.learningRate = 1e-3
+        configure(&c)
+        let order = (try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(name)/minibatch_order.json"))) as! [[NSNumber]])
+            .map { $0.map(\.intValue) }
+        let state = PPOState(adapters: adapters, config: c)
+        let stats = try PPOStep.run(model: model, state: state, rollouts: rollouts, config: c, order: order)
+
+        let want = try PEFTAdapter.load(dir.appendingPathComponent("\(name)/expected"), model: model.config,
+                                        valueHead: dir.appendingPathComponent("\(name)/expected/value_head.safetensors"))
+        let start = try PEFTAdapter.load(dir.appendingPathComponent("start/adapter"), model: model.config,
+                                         valueHead: dir.appendingPathComponent("start/value_head.safetensors"))
+        var worst: Float = 0, moved: Float = 0
+        for i in 0..<want.count {
+            worst = max(worst, abs(state.adapters.parameters[i] - want.parameters[i]))
+            moved = max(moved, abs(want.parameters[i] - start.parameters[i]))
+        }
+        print("PPO step \(name): max |param - TRL| \(worst), TRL moved the parameters by up to \(moved)")
+        XCTAssertGreaterThan(moved, 1e-3, "the fixture's step must change the parameters")
+        XCTAssertLessThan(worst, 1e-6, "\(name): updated adapter and value head (fp32; TRL moved them by \(moved))")
+
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(name)/stats.json"))) as! [String: Any]
+        var compared = 0, worstStat = 0.0, worstKey = ""
+        for (k, v) in expected {
+            guard let n = v as? NSNumber, let mine = stats[k] ?? (k == "kl_ctl.value" ? state.kl.value : nil) else { continue }
+            let e = abs(mine - n.doubleValue) / max(1e-3, abs(n.doubleValue))
+            if e > worstStat { worstStat = e; worstKey = k }
+            compared += 1
+        }
+        print("PPO step \(name): \(compared) stats compared, worst relative difference \(worstStat) (\(worstKey))")
+        XCTAssertGreaterThan(compared, 20)
+        XCTAssertLessThan(worstStat, 5e-4, "\(name): stat \(worstKey)")
+    }
+
+    func testWholeBatchFourEpochsMatchesTRL() throws {
+        try check("whole") { c in c.miniBatchSize = 4; c.gradientAccumulationSteps = 1; c.ppoEpochs = 4 }
+    }
+
+    func testMiniBatchesWithAccumulationMatchTRL() throws {
+        try check("accum") { c in c.miniBatchSize = 1; c.gradientAccumulationSteps = 2; c.ppoEpochs = 2 }
+    }
+}
