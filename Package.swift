@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "CLIP", dependencies: ["Tensors", "ModelFiles", "Layers", "Tokenizers", "Imaging"], swiftSettings: fastMath),
         .target(name: "Concepts", dependencies: ["Imaging", "ModelFiles"], resources: [.copy("Resources")], swiftSettings: fastMath),
         .target(name: "PPO", dependencies: ["Llama", "Tensors"], swiftSettings: fastMath),
-        .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging", "CLIP", "Concepts"],
+        .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging", "CLIP", "Concepts", "PPO"],
                 swiftSettings: fastMath),
         .executableTarget(name: "EX2CLI", dependencies: [
             "EX2", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -61,7 +61,7 @@ let package = Package(
                     swiftSettings: fastMath),
         .testTarget(name: "ConceptsTests", dependencies: ["Concepts"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
-        .testTarget(name: "EX2Tests", dependencies: ["EX2"], resources: [.copy("Fixtures")],
+        .testTarget(name: "EX2Tests", dependencies: ["EX2", "PPO"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "PPOTests", dependencies: ["PPO", "Llama", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
