@@ -2,6 +2,7 @@
 // (scripts/bench.sh adds the PyTorch figures when torch is installed).
 //   ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] [--lora RANK]
 //   ex2-bench train MODEL.gguf [--batch N] [--prompt-tokens P] [--response-tokens R] [--runs K]
+//   ex2-bench ppo MODEL.gguf [--batch B] [--mini-batch M] [--accumulation A] [--epochs E]
 //   ex2-bench gemm
 //   ex2-bench clip
 import Foundation
@@ -158,6 +159,7 @@ let args = CommandLine.arguments
 switch args.count > 1 ? args[1] : "" {
 case "generate" where args.count > 2: try benchGenerate(args[2])
 case "train" where args.count > 2: try benchTrain(args[2])
+case "ppo" where args.count > 2: try benchPPO(args[2])
 case "gemm": benchGEMM(Array(args.dropFirst(2)))
 case "clip": try benchCLIP()
 case "matvec" where args.count > 2: try benchMatvec(args[2])
