@@ -106,3 +106,16 @@ for l in sys.stdin:
     echo "$base"; echo "$lora"
     echo "adapter / base: $(ratio "$(echo "$lora" | tps)" "$(echo "$base" | tps)")"
 fi
+
+# PPO (issue #9): sampling 32 rollouts and one PPOTrainer.step (batch 32, mini-batch 4, accumulation 2,
+# 4 epochs), against TRL 0.11.4's legacy PPOTrainer measured right after (EX2_TRL_PYTHON: a python with
+# trl 0.11.4, peft and gguf; default /work/venv-trl/bin/python when present).
+TRL="${EX2_TRL_PYTHON:-}"
+[ -z "$TRL" ] && [ -x /work/venv-trl/bin/python ] && TRL=/work/venv-trl/bin/python
+if [ -f "$f" ]; then
+    echo "== PPO step, SmolLM2-135M, LoRA r16 q,v + value head, 32 rollouts of 12 + 32 tokens"
+    $BENCH ppo "$f"
+    if [ -n "$TRL" ] && "$TRL" -c "import trl, peft, gguf" 2>/dev/null; then
+        "$TRL" scripts/bench/trl_ppo.py "$f" 2>/dev/null | grep -E '"trl_ppo_(generate|step)"' || echo "scripts/bench/trl_ppo.py failed: run it by hand to see why"
+    fi
+fi

@@ -121,7 +121,9 @@ public enum PPOStep {
         var t = Date()
         let arena = TrainingArena()
         var oldLp: Ragged = [], oldV: Ragged = [], refLp: Ragged = []
-        let chunk = max(1, c.miniBatchSize)
+        // Rows are computed independently of their batch-mates, so the chunk size changes no number; 8
+        // sequences keep the GEMMs long without a large arena.
+        let chunk = max(8, c.miniBatchSize)
         var start = 0
         while start < bs {
             let part = Array(seqs[start..<min(bs, start + chunk)])
