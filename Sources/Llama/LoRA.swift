@@ -144,6 +144,14 @@ enum DropoutMask {
         return Float(x >> 40) * 0x1.0p-24 >= p
     }
 
+    /// The backward of `apply` into an accumulator: dst[i] += (alpha src[i]) / (1 - p) where element
+    /// offset + i survived under `seed`.
+    static func addMasked(_ dst: UnsafeMutablePointer<Float>, alpha: Float, _ src: UnsafePointer<Float>, count: Int,
+                          offset: Int, seed: UInt64, p: Float) {
+        let s = 1 / (1 - p)
+        for i in 0..<count where keep(seed, offset + i, p: p) { dst[i] += alpha * src[i] * s }
+    }
+
     /// out[i] = x[i] / (1 - p) where kept, else 0 (torch.nn.Dropout in training mode); out may be x.
     static func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, seed: UInt64, p: Float) {
         let s = 1 / (1 - p)
@@ -217,8 +225,8 @@ extension LoRAState {
                         let tmp = tb.baseAddress!
                         for i in 0..<n { tmp[i] = 0 }
                         for j in 0..<r { Vec.axpy(tmp, dz[t * r + j], a + j * n, n) }
-                        let seed = d.loraSeed(layer: slot.layer, slot.target), keep = 1 / (1 - d.lora)
-                        for i in 0..<n where DropoutMask.keep(seed, t * n + i, p: d.lora) { dxt[i] += tmp[i] * keep }
+                        DropoutMask.addMasked(dxt, alpha: 1, tmp, count: n, offset: t * n,
+                                              seed: d.loraSeed(layer: slot.layer, slot.target), p: d.lora)
                     }
                 } else {
                     for j in 0..<r { Vec.axpy(dxt, dz[t * r + j], a + j * n, n) }

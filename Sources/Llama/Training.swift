@@ -279,10 +279,8 @@ extension DecoderModel {
                     gw[H] += g
                     // Through the dropout: the mask (and 1/(1-p)) multiplies the gradient as it did the input.
                     if let d = dropout, d.valueHead > 0 {
-                        let keepScale = 1 / (1 - d.valueHead), base = i * H
-                        for j in 0..<H where DropoutMask.keep(d.valueHeadSeed, base + j, p: d.valueHead) {
-                            arena.dFinal[base + j] += g * w[j] * keepScale
-                        }
+                        DropoutMask.addMasked(arena.dFinal + i * H, alpha: g, w, count: H, offset: i * H,
+                                              seed: d.valueHeadSeed, p: d.valueHead)
                     } else {
                         Vec.axpy(arena.dFinal + i * H, g, w, H)
                     }
