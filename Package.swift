@@ -61,7 +61,7 @@ let package = Package(
                     swiftSettings: fastMath),
         .testTarget(name: "ConceptsTests", dependencies: ["Concepts"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
-        .testTarget(name: "EX2Tests", dependencies: ["EX2", "PPO"], resources: [.copy("Fixtures")],
+        .testTarget(name: "EX2Tests", dependencies: ["EX2", "PPO", "Llama", "CLIP", "Concepts", "ModelFiles"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "PPOTests", dependencies: ["PPO", "Llama", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),

@@ -346,12 +346,13 @@ public enum DatasetLoader {
         }
         var images: [LabeledImage] = []
         for (c, folder) in folders.enumerated() {
-            let dir = root.appendingPathComponent(folder)
+            // A concept folder may be a symbolic link (a subset of a dataset made of links); image files may be links too.
+            let dir = root.appendingPathComponent(folder).resolvingSymlinksInPath()
             var found: [URL] = []
-            let keys: [URLResourceKey] = [.isRegularFileKey]
-            if let walker = fm.enumerator(at: dir, includingPropertiesForKeys: keys, options: [.skipsHiddenFiles]) {
+            if let walker = fm.enumerator(at: dir, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles]) {
                 for case let url as URL in walker where imageExtensions.contains(url.pathExtension.lowercased()) {
-                    if (try? url.resourceValues(forKeys: Set(keys)).isRegularFile) == true { found.append(url) }
+                    var d: ObjCBool = false
+                    if fm.fileExists(atPath: url.path, isDirectory: &d), !d.boolValue { found.append(url) }
                 }
             }
             guard !found.isEmpty else { throw ConceptsError.emptyConcept(dataset: name, classIndex: c, name: classNames[c]) }

@@ -38,6 +38,9 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
         BLAS.setThreads(Parallel.cores)
     }
 
+    /// The tokens that end a sequence: the tokenizer's stop tokens and the model's EOS ids.
+    public var stopTokens: Set<Int> { tokenizer.stopTokenIds.union(model.config.eosTokenIds) }
+
     /// Token ids of `text` as the model's tokenizer makes them (BOS when the model adds one).
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
         tokenizer.encode(text, addSpecialTokens: addSpecialTokens)
@@ -61,8 +64,7 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
             for _ in 0..<samplesPerPrompt { ids.append(t); texts.append(p) }
         }
         let seeds = ids.indices.map { Generator.sequenceSeed(seed, $0) }
-        let stops = tokenizer.stopTokenIds.union(model.config.eosTokenIds)
-        let gen = Generator(model: model, stopTokens: stops, adapters: adapters)
+        let gen = Generator(model: model, stopTokens: stopTokens, adapters: adapters)
         let results = gen.generate(prompts: ids, seeds: seeds, params: params, batchSize: batchSize, progress: progress)
         return results.enumerated().map { i, r in
             // The stop token is kept in `tokens` (PPO scores it) but not in the text.

@@ -61,11 +61,14 @@ public enum PPOError: Error, CustomStringConvertible {
     case badConfig(String)
     case badRollouts(String)
     case nonFinite(String)
+    /// `shouldStop` said stop; the state is partly updated (restore a snapshot taken before the step).
+    case cancelled
     public var description: String {
         switch self {
         case .badConfig(let m): return "PPO configuration: \(m)"
         case .badRollouts(let m): return "rollouts: \(m)"
         case .nonFinite(let m): return "non-finite value: \(m); the step was not applied"
+        case .cancelled: return "the PPO step was interrupted"
         }
     }
 }
@@ -86,6 +89,8 @@ public final class PPOState: @unchecked Sendable {  // reason: owned by one trai
     public var scores: ScoreScaling
     public var miniBatchesSeen = 0
     public var steps = 0
+    /// Mini-batches of the last step whose loss was zeroed for a mean ratio over ratio_threshold (TRL warns).
+    public var lastSkippedMiniBatches = 0
 
     public init(adapters: LoRAState, config: PPOConfig) {
         self.adapters = adapters
@@ -93,13 +98,49 @@ public final class PPOState: @unchecked Sendable {  // reason: owned by one trai
         kl = KLController(initial: config.initKLCoef, adaptive: config.adapKLCtrl, target: config.target, horizon: config.horizon)
         scores = ScoreScaling(scale: config.useScoreScaling, normalise: config.useScoreNorm, clip: config.scoreClip)
     }
+
+    /// Everything a step changes, by value: what a trainer keeps to undo an interrupted or failed step,
+    /// and what a checkpoint holds.
+    public struct Snapshot: Sendable {
+        public var parameters: [Float]
+        public var adamStep: Int
+        public var m: [Float], v: [Float]
+        public var kl: KLController
+        public var scores: ScoreScaling
+        public var miniBatchesSeen: Int
+        public var steps: Int
+        public init(parameters: [Float], adamStep: Int, m: [Float], v: [Float], kl: KLController, scores: ScoreScaling,
+                    miniBatchesSeen: Int, steps: Int) {
+            self.parameters = parameters; self.adamStep = adamStep; self.m = m; self.v = v; self.kl = kl; self.scores = scores
+            self.miniBatchesSeen = miniBatchesSeen; self.steps = steps
+        }
+    }
+
+    public func snapshot() -> Snapshot {
+        let n = adapters.count
+        return Snapshot(parameters: Array(UnsafeBufferPointer(start: adapters.parameters, count: n)), adamStep: optimizer.step,
+                        m: Array(UnsafeBufferPointer(start: optimizer.m, count: n)),
+                        v: Array(UnsafeBufferPointer(start: optimizer.v, count: n)),
+                        kl: kl, scores: scores, miniBatchesSeen: miniBatchesSeen, steps: steps)
+    }
+
+    /// Puts a snapshot back (gradients cleared). Sizes must match this state's.
+    public func restore(_ s: Snapshot) {
+        precondition(s.parameters.count == adapters.count, "snapshot of another adapter layout")
+        adapters.parameters.update(from: s.parameters, count: adapters.count)
+        adapters.zeroGradients()
+        optimizer.restore(step: s.adamStep, m: s.m, v: s.v)
+        kl = s.kl; scores = s.scores; miniBatchesSeen = s.miniBatchesSeen; steps = s.steps
+    }
 }
 
 public enum PPOStep {
     /// Runs one step over `rollouts` (batchSize of them). `order[e]` is the permutation of epoch e (TRL
     /// draws it with np.random.permutation); nil draws it from the seed. Returns TRL's scalar stats.
+    /// `shouldStop` is asked between forward passes; when it says stop, the step throws
+    /// `PPOError.cancelled` with the state partly updated (the caller restores a snapshot).
     public static func run(model: DecoderModel, state: PPOState, rollouts: [Rollout], config c: PPOConfig,
-                           order: [[Int]]? = nil) throws -> [String: Double] {
+                           order: [[Int]]? = nil, shouldStop: (() -> Bool)? = nil) throws -> [String: Double] {
         try c.validate()
         let bs = c.batchSize
         guard rollouts.count == bs else { throw PPOError.badRollouts("\(rollouts.count) rollouts for a batch size of \(bs)") }
@@ -126,6 +167,7 @@ public enum PPOStep {
         let chunk = max(8, c.miniBatchSize)
         var start = 0
         while start < bs {
+            if shouldStop?() == true { throw PPOError.cancelled }
             let part = Array(seqs[start..<min(bs, start + chunk)])
             let pol = try model.trainingForward(part, adapters: state.adapters, arena: arena)
             let ref = try model.trainingForward(part, adapters: nil, arena: arena)
@@ -143,6 +185,13 @@ public enum PPOStep {
         t = Date()
         guard c.klPenalty != .full else { throw PPOError.badConfig("kl_penalty \"full\" is not implemented in the step yet") }
         let kls = zip(oldLp, refLp).map { zip($0, $1).map { PPOMath.klPenalty(c.klPenalty, logprob: $0, refLogprob: $1) } }
+        for (i, (lp, v)) in zip(oldLp, oldV).enumerated() {
+            if let bad = lp.first(where: { !$0.isFinite }) { throw PPOError.nonFinite("policy log-probability \(bad) in rollout \(i)") }
+            if let bad = v.first(where: { !$0.isFinite }) { throw PPOError.nonFinite("value \(bad) in rollout \(i)") }
+        }
+        for (i, kl) in kls.enumerated() {
+            if let bad = kl.first(where: { !$0.isFinite }) { throw PPOError.nonFinite("KL \(bad) in rollout \(i)") }
+        }
         let klCoef = Float(state.kl.value)
         let (rewards, nonScore) = PPOMath.rewards(scores: scores, kls: kls, klCoef: klCoef)
         timing["time/ppo/compute_rewards"] = Date().timeIntervalSince(t)
@@ -159,12 +208,14 @@ public enum PPOStep {
                                             ratioThreshold: c.ratioThreshold)
         let params = state.adapters.parameters, grads = state.adapters.gradients, count = state.adapters.count
         let accum = Float(c.gradientAccumulationSteps)
+        state.lastSkippedMiniBatches = 0
         epochs: for e in 0..<c.ppoEpochs {
             let perm = order?[e] ?? permutation(bs, &rng)
             var lastPolicyKL: Float = 0
             for b0 in stride(from: 0, to: bs, by: c.backwardBatchSize) {
                 let backward = Array(perm[b0..<b0 + c.backwardBatchSize])
                 for m0 in stride(from: 0, to: c.backwardBatchSize, by: c.miniBatchSize) {
+                    if shouldStop?() == true { throw PPOError.cancelled }
                     let idx = Array(backward[m0..<m0 + c.miniBatchSize])
                     let out = try model.trainingForward(idx.map { seqs[$0] }, adapters: state.adapters, arena: arena)
                     let lp = split(out.logProbs, idx.map { seqs[$0].scoredCount })
@@ -190,6 +241,7 @@ public enum PPOStep {
                         state.adapters.zeroGradients()
                     }
                     trainStats.append(loss.stats)
+                    if loss.skipped { state.lastSkippedMiniBatches += 1 }
                     lastPolicyKL = loss.stats["policy/policykl"] ?? 0
                 }
             }
@@ -231,7 +283,7 @@ public enum PPOStep {
     }
 
     /// Uniform permutation of 0..<n (Fisher-Yates) from the step's stream.
-    static func permutation(_ n: Int, _ rng: inout RandomStream) -> [Int] {
+    public static func permutation(_ n: Int, _ rng: inout RandomStream) -> [Int] {
         var p = Array(0..<n)
         if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
         return p
