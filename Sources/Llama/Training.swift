@@ -133,8 +133,12 @@ extension DecoderModel {
     /// Forward over `sequences` (each alone in its attention, rows laid end to end). `adapters` nil is the
     /// base model (PPO's reference policy); `dropout` nil is evaluation mode. The arena keeps what
     /// `trainingBackward` needs.
+    ///
+    /// `onLogits(i, row)`, when given, sees the logits of scored position i (in output order) before they
+    /// are reduced, from worker threads (each i once): what a full-distribution KL needs.
     public func trainingForward(_ sequences: [TrainingSequence], adapters: LoRAState?, dropout: DropoutSettings? = nil,
-                                arena: TrainingArena) throws -> TrainingOutputs {
+                                arena: TrainingArena,
+                                onLogits: (@Sendable (Int, UnsafePointer<Float>) -> Void)? = nil) throws -> TrainingOutputs {
         let c = config
         for (i, s) in sequences.enumerated() {
             if s.tokens.isEmpty { throw TrainingError.badSequence(index: i, reason: "has no tokens") }
@@ -211,6 +215,7 @@ extension DecoderModel {
                     let logits = arena.logits + (keep ? start * V : 0)
                     output.forward(logits, arena.finalOut + start * H, rows: n)
                     parallelFor(n) { i in
+                        onLogits?(start + i, logits + i * V)
                         let (a, b) = Softmax.logProbAndEntropy(logits + i * V, V, target: targets[start + i])
                         lp[start + i] = a; en[start + i] = b
                     }

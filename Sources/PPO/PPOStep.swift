@@ -161,7 +161,8 @@ public enum PPOStep {
         // Old log-probs and values with the adapters, reference log-probs without (no dropout, as TRL).
         var t = Date()
         let arena = TrainingArena()
-        var oldLp: Ragged = [], oldV: Ragged = [], refLp: Ragged = []
+        var oldLp: Ragged = [], oldV: Ragged = [], refLp: Ragged = [], fullKLs: Ragged = []
+        let V = model.config.vocabSize
         // Rows are computed independently of their batch-mates, so the chunk size changes no number; 8
         // sequences keep the GEMMs long without a large arena.
         let chunk = max(8, c.miniBatchSize)
@@ -169,13 +170,37 @@ public enum PPOStep {
         while start < bs {
             if shouldStop?() == true { throw PPOError.cancelled }
             let part = Array(seqs[start..<min(bs, start + chunk)])
-            let pol = try model.trainingForward(part, adapters: state.adapters, arena: arena)
-            let ref = try model.trainingForward(part, adapters: nil, arena: arena)
+            let pol: TrainingOutputs, ref: TrainingOutputs
+            var kl: [Float] = []
+            if c.klPenalty == .full {
+                // TRL's "full": sum over the vocabulary of p (log p - log p_ref) at each response position,
+                // from the whole log-softmax rows of both forwards (the policy's kept until the reference's).
+                let rows = part.reduce(0) { $0 + $1.scoredCount }
+                let policyRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * V))
+                let klRows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows))
+                defer { policyRows.deallocate(); klRows.deallocate() }
+                nonisolated(unsafe) let pr = policyRows, kr = klRows
+                pol = try model.trainingForward(part, adapters: state.adapters, arena: arena) { i, z in
+                    let lse = Softmax.logSumExp(z, V), dst = pr + i * V
+                    for v in 0..<V { dst[v] = z[v] - lse }
+                }
+                ref = try model.trainingForward(part, adapters: nil, arena: arena) { i, z in
+                    let lse = Softmax.logSumExp(z, V), lp = pr + i * V
+                    var sum = 0.0
+                    for v in 0..<V { sum += Double(expf(lp[v]) * (lp[v] - (z[v] - lse))) }
+                    kr[i] = Float(sum)
+                }
+                kl = Array(UnsafeBufferPointer(start: klRows, count: rows))
+            } else {
+                pol = try model.trainingForward(part, adapters: state.adapters, arena: arena)
+                ref = try model.trainingForward(part, adapters: nil, arena: arena)
+            }
             var o = 0
             for s in part {
                 let n = s.scoredCount
                 oldLp.append(Array(pol.logProbs[o..<o + n])); oldV.append(Array(pol.values[o..<o + n]))
                 refLp.append(Array(ref.logProbs[o..<o + n]))
+                if !kl.isEmpty { fullKLs.append(Array(kl[o..<o + n])) }
                 o += n
             }
             start += chunk
@@ -183,8 +208,8 @@ public enum PPOStep {
         timing["time/ppo/forward_pass"] = Date().timeIntervalSince(t)
 
         t = Date()
-        guard c.klPenalty != .full else { throw PPOError.badConfig("kl_penalty \"full\" is not implemented in the step yet") }
-        let kls = zip(oldLp, refLp).map { zip($0, $1).map { PPOMath.klPenalty(c.klPenalty, logprob: $0, refLogprob: $1) } }
+        let kls = c.klPenalty == .full ? fullKLs
+            : zip(oldLp, refLp).map { zip($0, $1).map { PPOMath.klPenalty(c.klPenalty, logprob: $0, refLogprob: $1) } }
         for (i, (lp, v)) in zip(oldLp, oldV).enumerated() {
             if let bad = lp.first(where: { !$0.isFinite }) { throw PPOError.nonFinite("policy log-probability \(bad) in rollout \(i)") }
             if let bad = v.first(where: { !$0.isFinite }) { throw PPOError.nonFinite("value \(bad) in rollout \(i)") }

@@ -1,7 +1,7 @@
 // One PPO step against TRL's PPOTrainer.step (legacy trainer of TRL 0.11.4) on a tiny random Llama with a
 // non-zero LoRA adapter on q and v and a value head, no dropout (fixture from
 // scripts/fixtures/ppo_step_fixtures.py): (a) one mini-batch = the whole batch, 4 epochs; (b) mini-batches
-// of one with gradient accumulation over 2, 2 epochs. The permutations TRL drew are replayed. Stats,
+// of one with gradient accumulation over 2, 2 epochs; (c) the "full" KL penalty. The permutations TRL drew are replayed. Stats,
 // updated adapter and value head are compared.
 import Foundation
 import Llama
@@ -67,5 +67,10 @@ final class PPOStepTests: XCTestCase {
 
     func testMiniBatchesWithAccumulationMatchTRL() throws {
         try check("accum") { c in c.miniBatchSize = 1; c.gradientAccumulationSteps = 2; c.ppoEpochs = 2 }
+    }
+
+    /// kl_penalty "full": the per-token KL of the whole next-token distributions.
+    func testFullKLPenaltyMatchesTRL() throws {
+        try check("full") { c in c.miniBatchSize = 2; c.gradientAccumulationSteps = 1; c.ppoEpochs = 2; c.klPenalty = .full }
     }
 }
