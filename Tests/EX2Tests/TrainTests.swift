@@ -216,6 +216,36 @@ final class TrainTests: XCTestCase {
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix(".step_2.partial-") })
     }
 
+    func testCtrlCWritesACheckpointAndExits130() throws {
+        let (lm, _, work) = try fixtures()
+        let dir = tempDir("sigint")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = try ex2Binary()
+        p.arguments = ["train", "--policy", lm.spec, "--vlm", Self.root.appendingPathComponent("Tests/EX2Tests/Fixtures/clip_tiny").path,
+                       "--dataset", "folder:\(work.appendingPathComponent("concepts").path)",
+                       "--templates", work.appendingPathComponent("templates.json").path, "--output-dir", dir.path,
+                       "--steps", "50", "--save-freq", "0", "--batch-size", "4", "--mini-batch-size", "1",
+                       "--gradient-accumulation-steps", "1", "--max-new-tokens", "8", "--num-images-for-reward", "16"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["EX2_CACHE": work.appendingPathComponent("cache").path]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Interrupt once the first step is logged (the second is then in flight).
+        let metrics = dir.appendingPathComponent("metrics.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning, Date() < deadline, ((try? Data(contentsOf: metrics))?.count ?? 0) == 0 { usleep(50_000) }
+        XCTAssertTrue(p.isRunning, "the run ended before it could be interrupted")
+        p.interrupt()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 130)
+        let logged = try metricsWithoutTimes(dir).count
+        XCTAssertGreaterThanOrEqual(logged, 1)
+        let latest = try XCTUnwrap(TrainCheckpoint.latest(in: dir))
+        XCTAssertEqual(try TrainCheckpoint.step(of: latest), logged, "the checkpoint holds the last logged step")
+    }
+
     func testTensorBoardEventsEqualTorchSummaryWriter() throws {
         let fixture = Self.root.appendingPathComponent("Tests/EX2Tests/Fixtures/tensorboard")
         let torchBytes = try Data(contentsOf: fixture.appendingPathComponent("events.torch"))
