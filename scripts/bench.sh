@@ -119,3 +119,25 @@ if [ -f "$f" ]; then
         "$TRL" scripts/bench/trl_ppo.py "$f" 2>/dev/null | grep -E '"trl_ppo_(generate|step)"' || echo "scripts/bench/trl_ppo.py failed: run it by hand to see why"
     fi
 fi
+
+# ex2 train (issue #9): the reference's configuration (batch 32, mini-batch 1, accumulation 8, 4 epochs,
+# 32 new tokens) for EX2_TRAIN_STEPS steps (default 3) on the stamps with the tiny CLIP: the per-step
+# breakdown from metrics.jsonl, and what the reference's 1000-step run would take at that pace.
+if [ -f "$f" ] && [ -d data/stamps ]; then
+    steps="${EX2_TRAIN_STEPS:-3}"
+    echo "== ex2 train, reference configuration, $steps steps (SmolLM2-135M, tiny CLIP, stamps)"
+    run=$(mktemp -d)
+    .build/release/ex2 train --policy "$f" --vlm Tests/EX2Tests/Fixtures/clip_tiny --dataset folder:data/stamps \
+        --output-dir "$run" --steps "$steps" --save-freq 0 2>/dev/null >/dev/null
+    python3 - "$run/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l)["stats"] for l in open(sys.argv[1])]
+keys = ["time/ex2/sampling", "time/ex2/reward", "time/ppo/forward_pass", "time/ppo/optimize_step", "time/ex2/total"]
+names = ["sampling", "reward", "old + ref log-probs", "optimisation", "step total"]
+for k, n in zip(keys, names):
+    print(f"  {n:22s} {sum(r[k] for r in rows) / len(rows):7.2f} s/step")
+total = sum(r["time/ex2/total"] for r in rows) / len(rows)
+print(f"  1000 steps (the reference's run) at this pace: {total * 1000 / 3600:.1f} h")
+PY
+    rm -rf "$run"
+fi

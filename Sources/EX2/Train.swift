@@ -269,8 +269,9 @@ public final class Trainer: @unchecked Sendable {  // reason: one training loop 
         stats["time/ex2/reward"] = tReward.timeIntervalSince(tSample)
         stats["time/ex2/ppo_step"] = tStep.timeIntervalSince(tReward)
         var warnings: [String] = []
-        if let kl = stats["objective/kl"], kl < 0 {
-            warnings.append("KL divergence is negative (objective/kl = \(String(format: "%.4g", kl))): this may precede failed training; check the sampling settings")
+        // TRL warns below -1 (small negative values are sampling noise of the estimate).
+        if let kl = stats["objective/kl"], kl < -1 {
+            warnings.append("KL divergence is starting to become negative (objective/kl = \(String(format: "%.2f", kl))): this may precede failed training; check the sampling settings and hyperparameters")
         }
         if state.lastSkippedMiniBatches > 0 {
             warnings.append("\(state.lastSkippedMiniBatches) mini-batch(es) skipped: the mean ratio exceeded ratio_threshold \(c.ratioThreshold)")

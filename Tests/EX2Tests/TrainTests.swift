@@ -216,6 +216,22 @@ final class TrainTests: XCTestCase {
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix(".step_2.partial-") })
     }
 
+    /// TRL's "Skipping batch" (mean ratio over ratio_threshold) reaches the step record and metrics.jsonl.
+    func testSkippedMiniBatchesAreWarnedInTheMetrics() throws {
+        let dir = tempDir("warn")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var r = try request(dir, steps: 1)
+        r.ppo.ratioThreshold = 0.5  // every mini-batch's mean ratio (about 1) is over it
+        let t = try trainer(r)
+        let record = try t.runStep()
+        XCTAssertEqual(t.state.lastSkippedMiniBatches, 4)
+        XCTAssertTrue(record.warnings.contains { $0.contains("4 mini-batch(es) skipped") }, "\(record.warnings)")
+        let line = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        XCTAssertEqual((obj["warnings"] as? [String])?.count, 1)
+        XCTAssertEqual((obj["stats"] as! [String: Any])["ppo/loss/total"] as? Double, 0)
+    }
+
     func testCtrlCWritesACheckpointAndExits130() throws {
         let (lm, _, work) = try fixtures()
         let dir = tempDir("sigint")
