@@ -6,7 +6,9 @@
 //
 // A checkpoint is written into a hidden sibling directory and renamed into place when complete, so a kill
 // at any moment leaves either the previous checkpoint or the new one, never a half-written one under a
-// checkpoint's name. Hidden leftovers of a killed write are ignored (and cleared by the next save).
+// checkpoint's name. Replacing a checkpoint of the same name moves the old one aside first; `latest`
+// still finds it there if a kill falls between the two renames. Partial leftovers of a killed write are
+// ignored (and cleared by the next save of that name).
 import Foundation
 import Llama
 import ModelFiles
@@ -89,6 +91,10 @@ public enum TrainCheckpoint {
             } else {
                 try fm.moveItem(at: tmp, to: dir)
             }
+            // Copies moved aside by earlier, killed replacements are stale now.
+            for item in (try? fm.contentsOfDirectory(atPath: parent.path)) ?? [] where item.hasPrefix(".\(dir.lastPathComponent).old-") {
+                try? fm.removeItem(at: parent.appendingPathComponent(item))
+            }
         } catch {
             try? fm.removeItem(at: tmp)
             throw CheckpointError(path: dir.path, message: "cannot write the checkpoint: \(error)")
@@ -129,11 +135,19 @@ public enum TrainCheckpoint {
         let fm = FileManager.default
         guard let items = try? fm.contentsOfDirectory(atPath: dir.path) else { return nil }
         var best: (Int, URL)?
-        for item in items where item == "final" || (item.hasPrefix("step_") && Int(item.dropFirst(5)) != nil) {
+        // A complete checkpoint moved aside while its replacement is renamed in (".NAME.old-*") counts too:
+        // a kill between the two renames must not lose it.
+        func base(_ item: String) -> String? {
+            if item.hasPrefix("."), let r = item.range(of: ".old-") { return String(item[item.index(after: item.startIndex)..<r.lowerBound]) }
+            return item.hasPrefix(".") ? nil : item
+        }
+        for item in items {
+            guard let name = base(item), name == "final" || (name.hasPrefix("step_") && Int(name.dropFirst(5)) != nil) else { continue }
             let url = dir.appendingPathComponent(item)
             guard fm.fileExists(atPath: url.appendingPathComponent(stateFile).path) else { continue }
             let s = try step(of: url)
-            if best == nil || s > best!.0 || (s == best!.0 && item == "final") { best = (s, url) }
+            let preferred = best.map { s > $0.0 || (s == $0.0 && item == "final") } ?? true
+            if preferred { best = (s, url) }
         }
         return best?.1
     }

@@ -98,6 +98,11 @@ final class TrainTests: XCTestCase {
         let fa = try files(a.appendingPathComponent("final")), fb = try files(b.appendingPathComponent("final"))
         for (name, data) in fa { XCTAssertEqual(data, fb[name], "\(name) differs after 2 + resume + 2 steps") }
         XCTAssertEqual(try TrainCheckpoint.step(of: b.appendingPathComponent("final")), 4)
+        // A kill between moving the old final aside and renaming the new one in still leaves it findable.
+        let aside = b.appendingPathComponent(".final.old-killed")
+        try FileManager.default.moveItem(at: b.appendingPathComponent("final"), to: aside)
+        XCTAssertEqual(try TrainCheckpoint.latest(in: b)?.lastPathComponent, aside.lastPathComponent)
+        try FileManager.default.moveItem(at: aside, to: b.appendingPathComponent("final"))
         XCTAssertEqual(try metricsWithoutTimes(a), try metricsWithoutTimes(b))
         XCTAssertEqual(try metricsWithoutTimes(b).count, 4)
         XCTAssertEqual(try String(contentsOf: a.appendingPathComponent("rollouts.jsonl"), encoding: .utf8),
