@@ -50,7 +50,7 @@ public enum Describing {
         let templates = try r.templates.map(QueryTemplates.load) ?? QueryTemplates.builtIn()
         let prompts = templates.prompts(classNames: names)
         let lm = try model ?? LanguageModel(spec: r.policy, adapter: r.adapter)
-        let done = lm.generate(prompts: prompts.map(\.text), params: r.params, seed: r.seed, batchSize: r.batchSize,
+        let done = try lm.generate(prompts: prompts.map(\.text), params: r.params, seed: r.seed, batchSize: r.batchSize,
                                progress: progress)
         var out = names.map { _ in [String](repeating: "", count: templates.templates.count) }
         for (p, c) in zip(prompts, done) { out[p.classIndex][p.templateIndex] = c.text }

@@ -56,11 +56,16 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
 
     /// Samples `samplesPerPrompt` continuations of each prompt. Sample j of prompt i uses the stream
     /// seeded by (seed, i * samplesPerPrompt + j), so results do not depend on the batch size.
+    /// A prompt must leave room for at least one new token in the model's context; a sequence that fills
+    /// the context ends there (finish reason length).
     public func generate(prompts: [String], samplesPerPrompt: Int = 1, params: SamplingParameters, seed: UInt64,
-                         batchSize: Int = 32, progress: ((Int, Int) -> Bool)? = nil) -> [Completion] {
+                         batchSize: Int = 32, progress: ((Int, Int) -> Bool)? = nil) throws -> [Completion] {
         var ids: [[Int]] = [], texts: [String] = []
-        for p in prompts {
+        for (i, p) in prompts.enumerated() {
             let t = encode(p)
+            if t.count >= model.config.maxPositions {
+                throw LanguageModelError.contextLengthExceeded(spec: spec, prompt: i, tokens: t.count, context: model.config.maxPositions)
+            }
             for _ in 0..<samplesPerPrompt { ids.append(t); texts.append(p) }
         }
         let seeds = ids.indices.map { Generator.sequenceSeed(seed, $0) }
@@ -77,9 +82,12 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
 
 public enum LanguageModelError: Error, CustomStringConvertible {
     case vocabularyMismatch(spec: String, tokenizer: Int, model: Int)
+    case contextLengthExceeded(spec: String, prompt: Int, tokens: Int, context: Int)
 
     public var description: String {
         switch self {
+        case let .contextLengthExceeded(spec, prompt, tokens, context):
+            return "prompt \(prompt) is \(tokens) tokens long; \(spec) has a context of \(context) tokens, which must also hold the new tokens: shorten the prompt"
         case let .vocabularyMismatch(spec, tokenizer, model):
             return "\(spec): the tokenizer has \(tokenizer) tokens but the model only \(model) embeddings; the tokenizer files do not belong to these weights"
         }

@@ -28,7 +28,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         let lm = try model.load()
         let params = SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens)
-        let out = lm.generate(prompts: [prompt], samplesPerPrompt: numSamples, params: params, seed: seed)
+        let out = try lm.generate(prompts: [prompt], samplesPerPrompt: numSamples, params: params, seed: seed)
         if json {
             let items: [[String: Any]] = out.map {
                 ["text": $0.text, "tokens": $0.tokens, "logprobs": $0.logprobs.map(Double.init),

@@ -29,7 +29,9 @@ public struct Generator: Sendable {
         return r.next()
     }
 
-    /// Generates a continuation for each prompt. `seeds[i]` seeds prompt i's sampling stream.
+    /// Generates a continuation for each prompt. `seeds[i]` seeds prompt i's sampling stream. A sequence
+    /// stops when it fills the model's context (finish reason .length); prompts must leave room for one
+    /// token (callers check: LanguageModel.generate throws otherwise).
     /// `batchSize` bounds how many sequences decode together; `progress(done, total)` is called after
     /// each finished batch and may return false to stop early (results so far are returned).
     public func generate(prompts: [[Int]], seeds: [UInt64], params: SamplingParameters, batchSize: Int = 32,
@@ -76,7 +78,11 @@ public struct Generator: Sendable {
                 let (tok, lpv) = picked[row]
                 results[s].tokens.append(tok)
                 results[s].logprobs.append(lpv)
-                if params.stopAtEOS && stopTokens.contains(tok) { results[s].finishReason = .eos } else { next.append(s) }
+                if params.stopAtEOS && stopTokens.contains(tok) {
+                    results[s].finishReason = .eos
+                } else if prompts[s].count + results[s].tokens.count < model.config.maxPositions {
+                    next.append(s)
+                }  // else the context is full: the sequence ends with finish reason .length
             }
             step += 1
             active = next

@@ -29,7 +29,7 @@ final class DescribeTests: XCTestCase {
         let result = try Describing.run(request, model: lm)
         XCTAssertEqual(result.classNames, ["sea otter", "tulip"])
         XCTAssertEqual(result.descriptions.map(\.count), [2, 2])
-        let direct = lm.generate(prompts: ["Describe a photo of a sea otter.\n\n", "What does a sea otter look like?\n\n",
+        let direct = try lm.generate(prompts: ["Describe a photo of a sea otter.\n\n", "What does a sea otter look like?\n\n",
                                            "Describe a photo of a tulip.\n\n", "What does a tulip look like?\n\n"],
                                  params: params, seed: 4)
         XCTAssertEqual(result.descriptions.flatMap { $0 }, direct.map(\.text))

@@ -32,8 +32,22 @@ final class LanguageModelTests: XCTestCase {
         let text = "Describe a photo of a beagle.\n\n"
         XCTAssertEqual(viaHub.encode(text), direct.encode(text))
         let p = SamplingParameters(temperature: 1, maxNewTokens: 6)
-        XCTAssertEqual(viaHub.generate(prompts: [text], params: p, seed: 3).map(\.tokens),
-                       direct.generate(prompts: [text], params: p, seed: 3).map(\.tokens))
+        XCTAssertEqual(try viaHub.generate(prompts: [text], params: p, seed: 3).map(\.tokens),
+                       try direct.generate(prompts: [text], params: p, seed: 3).map(\.tokens))
+    }
+
+    /// A 9,001-token prompt does not fit SmolLM2's 8,192-token context: refused, not run.
+    func testPromptLongerThanTheContextIsRefused() throws {
+        let lm = try LanguageModel(spec: try smolLM2().path)
+        var text = ""
+        while lm.encode(text).count < 9001 { text += String(repeating: "the quick brown fox ", count: 500) }
+        XCTAssertThrowsError(try lm.generate(prompts: ["short", text], params: SamplingParameters(maxNewTokens: 4), seed: 0)) { error in
+            guard case LanguageModelError.contextLengthExceeded(_, let prompt, let tokens, let context) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(prompt, 1)
+            XCTAssertGreaterThanOrEqual(tokens, 9001)
+            XCTAssertEqual(context, 8192)
+            XCTAssertTrue("\(error)".contains("8192"), "\(error)")
+        }
     }
 
     func testMissingModelSaysWhereItLooked() {

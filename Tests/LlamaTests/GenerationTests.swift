@@ -32,6 +32,18 @@ final class GenerationTests: XCTestCase {
         }
     }
 
+    /// A sequence that fills the model's context stops there (finish reason length), whatever max_new_tokens says.
+    func testGenerationStopsAtTheEndOfTheContext() throws {
+        let model = try tinyModel()
+        let context = model.config.maxPositions
+        let gen = Generator(model: model, stopTokens: [])
+        let prompt = Array(repeating: 5, count: context - 3)
+        let out = gen.generate(prompts: [prompt, [1, 2]], seeds: [1, 2], params: SamplingParameters(temperature: 1, maxNewTokens: 10, stopAtEOS: false))
+        XCTAssertEqual(out[0].tokens.count, 3)
+        XCTAssertEqual(out[0].finishReason, .length)
+        XCTAssertEqual(out[1].tokens.count, 10)
+    }
+
     func testLogprobsAreLogSoftmaxOfTheModel() throws {
         let model = try tinyModel()
         let gen = Generator(model: model, stopTokens: [])
@@ -85,8 +97,8 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(lm.encode(first["text"] as! String), ints(first["ids"]))
         let params = SamplingParameters(temperature: 1, maxNewTokens: 12)
         let prompts = ["Describe a photo of a beagle.\n\n", "What does a tulip look like?\n\n"]
-        let a = lm.generate(prompts: prompts, samplesPerPrompt: 3, params: params, seed: 9, batchSize: 6)
-        let b = lm.generate(prompts: prompts, samplesPerPrompt: 3, params: params, seed: 9, batchSize: 1)
+        let a = try lm.generate(prompts: prompts, samplesPerPrompt: 3, params: params, seed: 9, batchSize: 6)
+        let b = try lm.generate(prompts: prompts, samplesPerPrompt: 3, params: params, seed: 9, batchSize: 1)
         XCTAssertEqual(a.map(\.tokens), b.map(\.tokens))
         XCTAssertEqual(a.count, 6)
         XCTAssertTrue(a.allSatisfy { !$0.text.isEmpty && $0.tokens.count <= 12 })
