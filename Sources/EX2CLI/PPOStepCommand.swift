@@ -1,6 +1,6 @@
 // `ex2 ppo-step`: replay one PPO step on logged rollouts (no sampling, no VLM), writing the updated
 // adapter, value head and TRL's stats. The PPO flags are PPOConfig's fields in kebab case, as TRL names
-// them; `ex2 train` will share them.
+// them; `ex2 train` shares them.
 import ArgumentParser
 import EX2
 import Foundation
