@@ -60,11 +60,9 @@ public enum TrainCheckpoint {
     /// Writes `state` as checkpoint `dir` atomically (replacing an older one of that name).
     /// `ordinal` counts this process's checkpoint writes (for the fault-injection hook of the tests).
     public static func save(_ state: PPOState, info: Info, to dir: URL, baseModel: String, ordinal: Int = 0) throws {
-        let fm = FileManager.default
         let parent = dir.deletingLastPathComponent()
-        let unique = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max))"
-        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).partial-\(unique)")
-        clearLeftovers(of: dir.lastPathComponent, in: parent)
+        let tmp = AtomicDirectory.sibling(of: dir, kind: "partial")
+        clearLeftovers(of: dir.lastPathComponent, in: parent, kinds: ["partial", "tmp"])
         do {
             try PEFTAdapter.save(state.adapters, to: tmp, baseModel: baseModel)
             let n = state.adapters.count
@@ -83,29 +81,20 @@ public enum TrainCheckpoint {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(file).write(to: tmp.appendingPathComponent(stateFile), options: .atomic)
-            if fm.fileExists(atPath: dir.path) {
-                let old = parent.appendingPathComponent(".\(dir.lastPathComponent).old-\(unique)")
-                try fm.moveItem(at: dir, to: old)
-                do { try fm.moveItem(at: tmp, to: dir) } catch { try? fm.moveItem(at: old, to: dir); throw error }
-                try? fm.removeItem(at: old)
-            } else {
-                try fm.moveItem(at: tmp, to: dir)
-            }
+            try AtomicDirectory.install(tmp, at: dir)
             // Copies moved aside by earlier, killed replacements are stale now.
-            for item in (try? fm.contentsOfDirectory(atPath: parent.path)) ?? [] where item.hasPrefix(".\(dir.lastPathComponent).old-") {
-                try? fm.removeItem(at: parent.appendingPathComponent(item))
-            }
+            clearLeftovers(of: dir.lastPathComponent, in: parent, kinds: ["old"])
         } catch {
-            try? fm.removeItem(at: tmp)
+            try? FileManager.default.removeItem(at: tmp)
             throw CheckpointError(path: dir.path, message: "cannot write the checkpoint: \(error)")
         }
     }
 
-    /// Removes hidden partial copies left by killed writes of checkpoint `name`.
-    static func clearLeftovers(of name: String, in parent: URL) {
+    /// Removes the hidden siblings ".NAME.<kind>-*" of checkpoint `name` (AtomicDirectory's names) left by killed writes.
+    static func clearLeftovers(of name: String, in parent: URL, kinds: [String]) {
         let fm = FileManager.default
         guard let items = try? fm.contentsOfDirectory(atPath: parent.path) else { return }
-        for item in items where item.hasPrefix(".\(name).partial-") || item.hasPrefix(".\(name).tmp-") {
+        for item in items where kinds.contains(where: { item.hasPrefix(".\(name).\($0)-") }) {
             try? fm.removeItem(at: parent.appendingPathComponent(item))
         }
     }
@@ -172,11 +161,9 @@ public enum TrainCheckpoint {
         guard m.count == loaded.count, v.count == loaded.count else {
             throw CheckpointError(path: opt.path, message: "holds \(m.count) moments for \(loaded.count) parameters")
         }
-        var snap = state.snapshot()
-        snap.parameters = Array(UnsafeBufferPointer(start: loaded.parameters, count: loaded.count))
-        snap.adamStep = s.adamStep; snap.m = m; snap.v = v
-        snap.kl = s.klController; snap.scores = s.scoreScaling; snap.miniBatchesSeen = s.miniBatchesSeen; snap.steps = s.ppoSteps
-        state.restore(snap)
+        state.restore(PPOState.Snapshot(parameters: Array(UnsafeBufferPointer(start: loaded.parameters, count: loaded.count)),
+                                        adamStep: s.adamStep, m: m, v: v, kl: s.klController, scores: s.scoreScaling,
+                                        miniBatchesSeen: s.miniBatchesSeen, steps: s.ppoSteps))
         return s.info.step
     }
 

@@ -183,22 +183,12 @@ public enum PEFTAdapter {
     /// (possibly under its temporary sibling name), never a mix.
     public static func save(_ state: LoRAState, to dir: URL, baseModel: String) throws {
         let fm = FileManager.default
-        let parent = dir.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let unique = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max))"
-        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).tmp-\(unique)")
+        try fm.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let tmp = AtomicDirectory.sibling(of: dir, kind: "tmp")
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         do {
             try writeFiles(state, to: tmp, baseModel: baseModel)
-            if fm.fileExists(atPath: dir.path) {
-                // Not FileManager.replaceItemAt: on Linux it fails with ENOTEMPTY for a non-empty directory.
-                let old = parent.appendingPathComponent(".\(dir.lastPathComponent).old-\(unique)")
-                try fm.moveItem(at: dir, to: old)
-                do { try fm.moveItem(at: tmp, to: dir) } catch { try? fm.moveItem(at: old, to: dir); throw error }
-                try? fm.removeItem(at: old)
-            } else {
-                try fm.moveItem(at: tmp, to: dir)
-            }
+            try AtomicDirectory.install(tmp, at: dir)
         } catch {
             try? fm.removeItem(at: tmp)
             throw AdapterError(file: dir.path, message: "cannot write the adapter: \(error)")
