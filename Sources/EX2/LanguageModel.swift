@@ -72,11 +72,14 @@ public final class LanguageModel: @unchecked Sendable {  // reason: immutable af
         let gen = Generator(model: model, stopTokens: stopTokens, adapters: adapters)
         let results = gen.generate(prompts: ids, seeds: seeds, params: params, batchSize: batchSize, progress: progress)
         return results.enumerated().map { i, r in
-            // The stop token is kept in `tokens` (PPO scores it) but not in the text.
-            let visible = r.finishReason == .eos ? Array(r.tokens.dropLast()) : r.tokens
-            return Completion(prompt: texts[i], text: tokenizer.decode(visible, skipSpecialTokens: true),
-                              tokens: r.tokens, logprobs: r.logprobs, finishReason: r.finishReason)
+            Completion(prompt: texts[i], text: responseText(r), tokens: r.tokens, logprobs: r.logprobs, finishReason: r.finishReason)
         }
+    }
+
+    /// The text of a sampled continuation: the stop token is kept in `tokens` (PPO scores it) but not in
+    /// the text, and special tokens are skipped (as the reference's batch_decode does).
+    public func responseText(_ r: GenerationResult) -> String {
+        tokenizer.decode(r.finishReason == .eos ? Array(r.tokens.dropLast()) : r.tokens, skipSpecialTokens: true)
     }
 }
 

@@ -240,9 +240,7 @@ public final class Trainer: @unchecked Sendable {  // reason: one training loop 
         // TRL's generate(remove_padding=True) keeps the first EOS in the response; the decoded text skips
         // special tokens, as the reference's batch_decode does.
         phase?(.scoring, 0, idx.count)
-        let texts = results.map { r in
-            policy.tokenizer.decode(r.finishReason == .eos ? Array(r.tokens.dropLast()) : r.tokens, skipSpecialTokens: true)
-        }
+        let texts = results.map(policy.responseText)
         let scores = try reward.rewards(descriptions: texts, classes: idx.map { prompts[$0].classIndex })
         if let bad = scores.firstIndex(where: { !$0.isFinite }) {
             throw undo(PPOError.nonFinite("the VLM's score of rollout \(bad) is \(scores[bad])"))
@@ -262,9 +260,7 @@ public final class Trainer: @unchecked Sendable {  // reason: one training loop 
         }
         let tStep = Date()
 
-        let mean = scores.reduce(0.0) { $0 + Double($1) } / Double(scores.count)
-        stats["env/reward_mean"] = mean
-        stats["env/reward_std"] = (scores.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(max(1, scores.count - 1))).squareRoot()
+        (stats["env/reward_mean"], stats["env/reward_std"]) = PPOMath.meanAndStd(scores.map { Double($0) })
         stats["time/ex2/sampling"] = tSample.timeIntervalSince(t0)
         stats["time/ex2/reward"] = tReward.timeIntervalSince(tSample)
         stats["time/ex2/ppo_step"] = tStep.timeIntervalSince(tReward)

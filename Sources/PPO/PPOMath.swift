@@ -57,6 +57,12 @@ public enum PPOMath {
         return x.map { row in row.map { shiftMean ? ($0 - m) * r : ($0 - m) * r + m } }
     }
 
+    /// Mean and sample standard deviation (Bessel-corrected, as torch.std) of a list, in Double.
+    public static func meanAndStd(_ xs: [Double]) -> (mean: Double, std: Double) {
+        let m = xs.reduce(0, +) / Double(xs.count)
+        return (m, (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(max(1, xs.count - 1))).squareRoot())
+    }
+
     // MARK: rewards
 
     /// Per-position KL estimate between policy and reference. For `.full`, pass the full log-softmax rows

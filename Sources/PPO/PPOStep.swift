@@ -286,15 +286,9 @@ public enum PPOStep {
         stats["objective/kl_coef"] = state.kl.value
         stats["objective/entropy"] = oldLp.map { -$0.reduce(0.0) { $0 + Double($1) } }.reduce(0, +) / Double(bs)
         stats["ppo/mean_non_score_reward"] = Double(PPOMath.maskedMean(nonScore))
-        let meanScore = scores.reduce(0.0) { $0 + Double($1) } / Double(bs)
-        stats["ppo/mean_scores"] = meanScore
-        stats["ppo/std_scores"] = (scores.reduce(0.0) { $0 + (Double($1) - meanScore) * (Double($1) - meanScore) } / Double(max(1, bs - 1))).squareRoot()
-        func meanStd(_ xs: [Double]) -> (Double, Double) {
-            let m = xs.reduce(0, +) / Double(xs.count)
-            return (m, (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(max(1, xs.count - 1))).squareRoot())
-        }
-        (stats["tokens/queries_len_mean"], stats["tokens/queries_len_std"]) = meanStd(rollouts.map { Double($0.query.count) })
-        (stats["tokens/responses_len_mean"], stats["tokens/responses_len_std"]) = meanStd(rollouts.map { Double($0.response.count) })
+        (stats["ppo/mean_scores"], stats["ppo/std_scores"]) = PPOMath.meanAndStd(scores.map { Double($0) })
+        (stats["tokens/queries_len_mean"], stats["tokens/queries_len_std"]) = PPOMath.meanAndStd(rollouts.map { Double($0.query.count) })
+        (stats["tokens/responses_len_mean"], stats["tokens/responses_len_std"]) = PPOMath.meanAndStd(rollouts.map { Double($0.response.count) })
         for key in trainStats.first?.keys.sorted() ?? [] {
             stats["ppo/" + key] = trainStats.reduce(0.0) { $0 + Double($1[key] ?? 0) } / Double(trainStats.count)
         }

@@ -123,7 +123,7 @@ final class TrainTests: XCTestCase {
         let idx = t.prompts.indices.flatMap { Array(repeating: $0, count: 8) }
         let results = gen.generate(prompts: idx.map { t.queryTokens[$0] }, seeds: idx.indices.map { Generator.sequenceSeed(99, $0) },
                                    params: SamplingParameters(temperature: 1, topK: 0, topP: 1, maxNewTokens: 10))
-        let texts = results.map { t.policy.tokenizer.decode($0.finishReason == .eos ? Array($0.tokens.dropLast()) : $0.tokens, skipSpecialTokens: true) }
+        let texts = results.map(t.policy.responseText)
         return try t.reward.rewards(descriptions: texts, classes: idx.map { t.prompts[$0].classIndex })
     }
 
