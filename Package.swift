@@ -18,6 +18,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The judge's HTTP client (`ex2 inspect`) and the OpenAI-compatible server (`ex2 serve`).
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
@@ -44,8 +47,12 @@ let package = Package(
         .target(name: "PPO", dependencies: ["Llama", "Tensors"], swiftSettings: fastMath),
         .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging", "CLIP", "Concepts", "PPO"],
                 swiftSettings: fastMath),
+        // Stage 3's judge client: the reference's inspection over any OpenAI-compatible endpoint.
+        .target(name: "Judge", dependencies: [
+            "Concepts", "ModelFiles", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         .executableTarget(name: "EX2CLI", dependencies: [
-            "EX2", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "EX2", "Judge", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
         .executableTarget(name: "ex2-bench", dependencies: ["Tensors", "ModelFiles", "Llama", "CLIP", "PPO"], path: "Sources/Bench",
                           swiftSettings: fastMath),
@@ -65,6 +72,7 @@ let package = Package(
                     swiftSettings: fastMath),
         .testTarget(name: "PPOTests", dependencies: ["PPO", "Llama", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
+        .testTarget(name: "JudgeTests", dependencies: ["Judge"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "Layers", "EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
     ]

@@ -6,7 +6,7 @@ import Foundation
 import Llama
 
 @main
-struct EX2Command: ParsableCommand {
+struct EX2Command: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ex2",
         abstract: "Extract and Explore: which features does a vision-language model rely on?",
@@ -15,7 +15,7 @@ struct EX2Command: ParsableCommand {
             already in the local HF cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub); \
             nothing is downloaded.
             """,
-        subcommands: [Generate.self, Tokenize.self, Embed.self, Score.self, Describe.self, Train.self, PPOStepCommand.self])
+        subcommands: [Generate.self, Tokenize.self, Embed.self, Score.self, Describe.self, Train.self, PPOStepCommand.self, Inspect.self])
 }
 
 struct PolicyOptions: ParsableArguments {

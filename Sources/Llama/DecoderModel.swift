@@ -149,8 +149,9 @@ public final class KVCache: @unchecked Sendable {  // reason: owned by one gener
         self.layers = layers; self.slots = slots; self.capacity = capacity; self.width = width
         lengths = [Int](repeating: 0, count: slots)
         let n = 2 * layers * slots * capacity * width
+        // Left uninitialised: attention reads only positions below a slot's length, all written first,
+        // so the pages of a large serving cache are touched only as sequences fill them.
         storage = .allocate(capacity: n)
-        storage.initialize(repeating: 0, count: n)
     }
     deinit { storage.deallocate() }
 

@@ -280,6 +280,42 @@ struct PipelineTokenizer: Tokenizer {
 
     // MARK: decode
 
+    func tokenBytes(_ id: Int) -> [UInt8]? {
+        guard pieces.indices.contains(id), !isSpecial(id) else { return nil }
+        let p = pieces[id]
+        switch decodeMode {
+        case .llamaSPM:
+            switch types[id] {
+            case .byte: return Self.byteValue(p).map { [$0] } ?? []
+            case .unknown: return Array("\u{2585}".utf8)
+            case .control, .userDefined, .unused: return Array(p.utf8)
+            case .normal:
+                var out = [UInt8]()
+                Self.appendUnescaped(p, to: &out)
+                return out
+            }
+        case let .chain(steps):
+            if steps.contains(where: { if case .byteLevel = $0 { return true } else { return false } }) {
+                var out = [UInt8]()
+                ByteLevel.appendBytes(of: p, to: &out)
+                return out
+            }
+            if steps.contains(where: { if case .byteFallback = $0 { return true } else { return false } }), let b = Self.byteValue(p) {
+                return [b]
+            }
+            // Other chains (metaspace/replace): the token's text as decoded mid-sequence.
+            var piece = p
+            for s in steps {
+                switch s {
+                case let .replace(a, b): piece = piece.replacingOccurrences(of: a, with: b)
+                case let .metaspace(c, _): piece = piece.replacingOccurrences(of: String(c), with: " ")
+                default: break
+                }
+            }
+            return Array(piece.utf8)
+        }
+    }
+
     func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         let valid = ids.filter { pieces.indices.contains($0) && !(skipSpecialTokens && isSpecial($0)) }
         switch decodeMode {

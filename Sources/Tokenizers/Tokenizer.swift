@@ -23,9 +23,17 @@ public protocol Tokenizer: Sendable {
     /// The raw vocabulary entry (byte-level pieces keep their `Ġ`, SentencePiece ones their `▁`).
     func piece(for id: Int) -> String?
     func isSpecial(_ id: Int) -> Bool
+    /// The bytes token `id` contributes to decoded text on its own (a byte-level piece may be part of
+    /// a UTF-8 character); nil for special tokens and ids outside the vocabulary. Constrained decoding
+    /// and streaming work on these.
+    func tokenBytes(_ id: Int) -> [UInt8]?
 }
 
 public extension Tokenizer {
+    func tokenBytes(_ id: Int) -> [UInt8]? {
+        guard id >= 0, id < vocabularySize, !isSpecial(id) else { return nil }
+        return Array(decode([id], skipSpecialTokens: true).utf8)
+    }
     func encode(_ text: String) -> [Int] { encode(text, addSpecialTokens: true) }
     func decode(_ ids: [Int]) -> String { decode(ids, skipSpecialTokens: false) }
 }
