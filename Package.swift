@@ -51,8 +51,16 @@ let package = Package(
         .target(name: "Judge", dependencies: [
             "Concepts", "ModelFiles", .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        // Jinja, as Hugging Face chat templates use it; JSON constrained decoding.
+        .target(name: "ChatTemplates"),
+        .target(name: "JSONConstraint", swiftSettings: fastMath),
+        // `ex2 serve`: the OpenAI-compatible server over local models.
+        .target(name: "Server", dependencies: [
+            "Llama", "Tokenizers", "Tensors", "ChatTemplates", "JSONConstraint",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], swiftSettings: fastMath),
         .executableTarget(name: "EX2CLI", dependencies: [
-            "EX2", "Judge", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "EX2", "Judge", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
         .executableTarget(name: "ex2-bench", dependencies: ["Tensors", "ModelFiles", "Llama", "CLIP", "PPO"], path: "Sources/Bench",
                           swiftSettings: fastMath),
@@ -73,6 +81,10 @@ let package = Package(
         .testTarget(name: "PPOTests", dependencies: ["PPO", "Llama", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "JudgeTests", dependencies: ["Judge"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "JSONConstraintTests", dependencies: ["JSONConstraint"], resources: [.copy("Fixtures")],
+                    swiftSettings: fastMath),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "EX2", "Llama"], swiftSettings: fastMath),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "Layers", "EX2"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
     ]

@@ -32,6 +32,7 @@ public struct DescribeResult: Sendable {
     public var classNames: [String]
     /// descriptions[c][t]: concept c, template t.
     public var descriptions: [[String]]
+    public init(classNames: [String], descriptions: [[String]]) { self.classNames = classNames; self.descriptions = descriptions }
 }
 
 public enum Describing {

@@ -1,11 +1,13 @@
 // `ex2 describe`: the policy writes one description per (concept, query template), saved in the
 // reference's generate format (a JSON list per concept of strings) that `ex2 score` reads.
 import ArgumentParser
+import Concepts
 import EX2
 import Foundation
+import Judge
 import Llama
 
-struct Describe: ParsableCommand {
+struct Describe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate a description of every concept for every query template (25 per concept by default).",
         discussion: """
@@ -13,7 +15,15 @@ struct Describe: ParsableCommand {
             reference; sampling defaults to the reference's (temperature 1, no top-k/top-p, 32 new tokens).
             """)
 
-    @OptionGroup var model: AdaptedPolicyOptions
+    @Option(name: .long, help: "The language model: a .gguf file, an HF model directory, or an HF hub id in the local cache (not with --base-url).")
+    var policy: String?
+    @Option(name: .long, help: "A PEFT LoRA adapter directory to apply to the policy.")
+    var adapter: String?
+    @Option(help: "Sample through an OpenAI-compatible completions endpoint instead (e.g. vLLM or `ex2 serve`): its base URL, such as http://127.0.0.1:8000/v1.")
+    var baseURL: String?
+    @Option(help: "With --base-url: the served model (or LoRA module) name.")
+    var model: String?
+    @Option(help: "With --base-url: requests in flight at once.") var concurrency = 8
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft (built-in class names), or folder:PATH (one sub-folder per concept).")
     var dataset: String
     @Option(help: "Data root for folder datasets given by a relative path (default: the current directory).")
@@ -30,16 +40,22 @@ struct Describe: ParsableCommand {
     @Option(help: "Sequences decoded together.") var batchSize: Int = 32
 
     func validate() throws {
+        if baseURL != nil {
+            guard model != nil, policy == nil, adapter == nil else { throw ValidationError("with --base-url give --model (the served name), not --policy or --adapter") }
+        } else {
+            guard policy != nil, model == nil else { throw ValidationError("give --policy (a local model), or --base-url with --model") }
+        }
         guard maxNewTokens > 0, batchSize > 0 else { throw ValidationError("--max-new-tokens and --batch-size must be positive") }
         guard temperature >= 0, topK >= 0, topP > 0 && topP <= 1 else { throw ValidationError("check --temperature (>= 0), --top-k (>= 0) and --top-p (0, 1]") }
     }
 
-    func run() throws {
+    func run() async throws {
+        if let baseURL, let model { return try await runRemote(baseURL: baseURL, model: model) }
         let request = DescribeRequest(
-            policy: model.policy, dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) },
+            policy: policy!, dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) },
             templates: templates.map { URL(fileURLWithPath: $0) },
             params: SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens),
-            seed: seed, batchSize: batchSize, adapter: model.adapterURL)
+            seed: seed, batchSize: batchSize, adapter: adapter.map { URL(fileURLWithPath: $0) })
         let bar = ProgressBar(label: "describing", unit: "descriptions")
         // Ctrl-C stops after the batch in flight; what is done is still written.
         Interrupt.install()
@@ -56,6 +72,29 @@ struct Describe: ParsableCommand {
         }
         print("wrote \(result.descriptions.reduce(0) { $0 + $1.count }) descriptions of \(result.classNames.count) concepts to \(output)")
     }
+}
+
+extension Describe {
+    func runRemote(baseURL: String, model: String) async throws {
+        let names = try Describing.classNames(dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) }, split: nil)
+        let qt = try templates.map { try QueryTemplates.load(URL(fileURLWithPath: $0)) } ?? QueryTemplates.builtIn()
+        let prompts = qt.prompts(classNames: names).map { (classIndex: $0.classIndex, templateIndex: $0.templateIndex, text: $0.text) }
+        var r = RemoteDescribeRequest(prompts: prompts, classCount: names.count, templateCount: qt.templates.count, model: model)
+        r.temperature = Double(temperature); r.topP = Double(topP); r.maxTokens = maxNewTokens; r.seed = seed; r.concurrency = concurrency
+        let bar = LockedCountBar(label: "describing", unit: "descriptions")
+        let descs = try await RemoteDescribing.run(r, endpoint: ChatEndpoint(baseURL: baseURL, apiKey: ChatEndpoint.apiKey())) { bar.update($0, $1) }
+        bar.finish()
+        try Describing.write(DescribeResult(classNames: names, descriptions: descs), to: URL(fileURLWithPath: output))
+        print("wrote \(descs.reduce(0) { $0 + $1.count }) descriptions of \(names.count) concepts to \(output) (sampled by \(model) at \(baseURL))")
+    }
+}
+
+final class LockedCountBar: @unchecked Sendable {  // reason: every access under lock
+    private let lock = NSLock()
+    private let bar: ProgressBar
+    init(label: String, unit: String) { bar = ProgressBar(label: label, unit: unit) }
+    func update(_ done: Int, _ total: Int) { lock.lock(); bar.update(done, of: total); lock.unlock() }
+    func finish() { lock.lock(); bar.finish(); lock.unlock() }
 }
 
 /// SIGINT as a flag that long loops poll, so they can save their work before exiting.

@@ -15,7 +15,7 @@ struct EX2Command: AsyncParsableCommand {
             already in the local HF cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub); \
             nothing is downloaded.
             """,
-        subcommands: [Generate.self, Tokenize.self, Embed.self, Score.self, Describe.self, Train.self, PPOStepCommand.self, Inspect.self])
+        subcommands: [Generate.self, Tokenize.self, Embed.self, Score.self, Describe.self, Train.self, PPOStepCommand.self, Inspect.self, Serve.self])
 }
 
 struct PolicyOptions: ParsableArguments {

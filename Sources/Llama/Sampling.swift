@@ -79,14 +79,26 @@ public enum Sampler {
         var total = probs.reduce(0, +)
         if params.topP < 1 {
             // Keep the smallest set of most likely tokens whose mass reaches top_p (the top token always stays).
-            let order = probs.indices.sorted { probs[$0] > probs[$1] }
+            // Only tokens at or above a threshold holding that mass can be kept, so only those are sorted
+            // (a 152k vocabulary at top_p 0.1 sorts a handful instead of all of them).
+            var threshold = 0.5
+            while true {
+                var mass = 0.0
+                for p in probs where p >= threshold { mass += p }
+                if mass / total >= Double(params.topP) { break }
+                if threshold < 1e-30 { threshold = 0; break }
+                threshold *= 0.125
+            }
+            let order = probs.indices.filter { probs[$0] >= threshold }.sorted { probs[$0] > probs[$1] }
             var cum = 0.0, keep = Set<Int>()
             for i in order {
                 keep.insert(i)
                 cum += probs[i] / total
                 if cum >= Double(params.topP) { break }
             }
-            for i in probs.indices where !keep.contains(i) { probs[i] = 0 }
+            var kept = [Double](repeating: 0, count: probs.count)
+            for i in keep { kept[i] = probs[i] }
+            probs = kept
             total = probs.reduce(0, +)
         }
         let u = rng.nextDouble() * total
@@ -100,7 +112,7 @@ public enum Sampler {
     }
 
     /// Indices of the k largest logits (ties: lower index first).
-    static func topK(_ logits: UnsafePointer<Float>, vocab: Int, k: Int) -> [Int] {
+    public static func topK(_ logits: UnsafePointer<Float>, vocab: Int, k: Int) -> [Int] {
         var heap: [(Float, Int)] = []
         heap.reserveCapacity(k + 1)
         for i in 0..<vocab {

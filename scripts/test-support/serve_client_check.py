@@ -344,7 +344,8 @@ class Runner:
         return [(not errs, "json_schema_verdict",
                  f"{len(calls) - len(errs)}/{len(calls)} valid" + (f"; {errs[0]}" if errs else
                                                                    f"; {calls[0][1]!r}")),
-                (order_ok, "json_schema_key_order", f"key orders {[list(o) for o in objs]}")]
+                (order_ok or self.args.any_key_order, "json_schema_key_order",
+                 f"key orders {[list(o) for o in objs]}" + ("" if order_ok else " (accepted: --any-key-order)"))]
 
     def c_json_schema_list(self):
         calls = self.schema_calls("colours", LIST_SCHEMA,
@@ -535,6 +536,8 @@ def main(argv=None):
     ap.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8080/v1")
     ap.add_argument("--model", required=True)
     ap.add_argument("--adapter-model")
+    ap.add_argument("--any-key-order", action="store_true",
+                    help="accept properties in any order under strict schemas (servers that validate but do not order keys)")
     ap.add_argument("--api-key")
     ap.add_argument("--json-prompts", type=int, default=24)
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per request")

@@ -1,0 +1,246 @@
+// `ex2 serve`: the scheduler against the engine's own generation (continuous batching and the prefix
+// cache must not change what a sequence decodes), then the server as a subprocess driven by the real
+// `openai` Python client (scripts/test-support/serve_client_check.py), `ex2 inspect` end to end against
+// it, loopback-only binding, and SIGTERM finishing the request in flight.
+import EX2
+import Foundation
+import Llama
+import XCTest
+@testable import Server
+
+final class ServeTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let smol = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+
+    func smolModel() throws -> LanguageModel {
+        guard FileManager.default.fileExists(atPath: Self.smol.path) else {
+            throw XCTSkip("SKIPPED: \(Self.smol.path) is missing (scripts/setup.sh fetches it)")
+        }
+        return try LanguageModel(spec: Self.smol.path)
+    }
+
+    func collect(_ s: AsyncStream<GenerationEvent>) async -> (String, String, Int) {
+        var text = "", reason = "", n = 0
+        for await e in s {
+            switch e {
+            case .text(let t, _): text += t
+            case let .finished(r, _, c, _): reason = r; n = c
+            }
+        }
+        return (text, reason, n)
+    }
+
+    /// Greedy continuations from the scheduler, submitted together (so they batch and join mid-flight),
+    /// equal the engine's Generator run one prompt at a time; the prefix cache changes nothing.
+    func testContinuousBatchingAndPrefixCacheDecodeLikeTheEngine() async throws {
+        let lm = try smolModel()
+        let shared = "<|im_start|>system\nYou are a knowledgeable teacher. Answer the questions in JSON format.<|im_end|>\n<|im_start|>user\n"
+        let prompts = ["Describe a beagle.", "Describe a pug in one sentence.", "What colour is a tench?", "Name three birds.",
+                       "Is a zebra striped?"].map { lm.encode(shared + $0 + "<|im_end|>\n<|im_start|>assistant\n", addSpecialTokens: false) }
+        let params = SamplingParameters(temperature: 0, maxNewTokens: 12)
+        let gen = Generator(model: lm.model, stopTokens: lm.stopTokens)
+        let expected = prompts.map { gen.generate(prompts: [$0], seeds: [0], params: params)[0] }
+        for cacheMB in [0, 64] {
+            let s = Scheduler(model: lm.model, tokenizer: lm.tokenizer, stopTokens: lm.stopTokens, adapters: [:], parallel: 3,
+                              capacity: 512, prefixCacheBytes: cacheMB << 20)
+            var streams: [AsyncStream<GenerationEvent>] = []
+            for p in prompts { streams.append(try s.submit(GenerationJob(prompt: p, adapter: nil, params: params, seed: 1)).events) }
+            for (i, st) in streams.enumerated() {
+                let (text, reason, n) = await collect(st)
+                XCTAssertEqual(text, lm.responseText(expected[i]), "prompt \(i), prefix cache \(cacheMB) MiB")
+                XCTAssertEqual(reason, expected[i].finishReason == .eos ? "stop" : "length")
+                XCTAssertEqual(n, expected[i].tokens.count)
+            }
+            if cacheMB > 0 {
+                // The first three start together (nothing cached yet); the other two reuse the shared prefix.
+                let shared = prompts.dropFirst().map { PrefixCache.commonPrefix($0, prompts[0]) }.min()!
+                XCTAssertGreaterThan(shared, 16)
+                XCTAssertGreaterThanOrEqual(s.stats.cachedTokens, 2 * shared, "the shared system prefix was reused")
+            } else {
+                XCTAssertEqual(s.stats.cachedTokens, 0)
+            }
+        }
+    }
+
+    func testStopStringsAndJSONModeAlwaysParse() async throws {
+        let lm = try smolModel()
+        let served = try ServedModel(name: "smol", model: lm.model, tokenizer: lm.tokenizer, stopTokens: lm.stopTokens,
+                                     adapters: [:], options: ServeOptions())
+        let server = OpenAIServer(served: served, options: ServeOptions())
+        var req = try CompletionRequest(json: ["messages": [["role": "user", "content": "Give me a JSON object describing a beagle."]],
+                                               "response_format": ["type": "json_object"], "max_tokens": 24, "temperature": 1, "seed": 3],
+                                        chat: true, limits: ServeLimits(), defaultModel: "smol")
+        for seed in 0..<6 {
+            req.seed = UInt64(seed)
+            let prompt = try served.chatPrompt(req.messages!)
+            var job = GenerationJob(prompt: prompt, adapter: nil, params: req.params, seed: UInt64(seed))
+            job.constraint = try server.constraint(req)
+            let (text, _, n) = await collect(try served.scheduler.submit(job).events)
+            XCTAssertLessThanOrEqual(n, 24)
+            let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8))
+            XCTAssertTrue(obj is [String: Any], "seed \(seed): not a JSON object: \(text.debugDescription)")
+        }
+        var job = GenerationJob(prompt: lm.encode("1, 2, 3, 4,", addSpecialTokens: false), adapter: nil,
+                                params: SamplingParameters(temperature: 0, maxNewTokens: 16), seed: 0)
+        job.stop = [" 7"]
+        let (text, reason, _) = await collect(try served.scheduler.submit(job).events)
+        XCTAssertEqual(reason, "stop")
+        XCTAssertFalse(text.contains(" 7"), text)
+    }
+
+    // MARK: the server as a subprocess
+
+    func ex2Binary() throws -> URL {
+        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ex2"),
+                          Self.root.appendingPathComponent(".build/release/ex2")]
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw XCTSkip("SKIPPED: the ex2 executable is not built (swift build -c release)")
+        }
+        return found
+    }
+
+    func python() throws -> String {
+        let venv = Self.root.appendingPathComponent(".venv-test/bin/python").path
+        guard FileManager.default.isExecutableFile(atPath: venv) else {
+            throw XCTSkip("SKIPPED: \(venv) is missing (scripts/setup.sh installs the openai client there)")
+        }
+        return venv
+    }
+
+    final class ServeProcess {
+        let process = Process()
+        let port: Int
+        let log: URL
+        init(binary: URL, args: [String], dir: URL) throws {
+            let portFile = dir.appendingPathComponent("port")
+            log = dir.appendingPathComponent("serve.log")
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.executableURL = binary
+            process.arguments = ["serve", "--port", "0", "--port-file", portFile.path] + args
+            let h = try FileHandle(forWritingTo: log)
+            process.standardOutput = h
+            process.standardError = h
+            try process.run()
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline && process.isRunning {
+                if let s = try? String(contentsOf: portFile, encoding: .utf8), let p = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                    port = p
+                    return
+                }
+                usleep(50_000)
+            }
+            process.terminate()
+            throw NSError(domain: "ServeTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "ex2 serve did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")"])
+        }
+        deinit { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+    }
+
+    func run(_ exe: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        if let cwd { p.currentDirectoryURL = cwd }
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func tempDir(_ name: String) throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("ex2-\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func testOpenAIClientAgainstServe() throws {
+        _ = try smolModel()
+        let py = try python(), bin = try ex2Binary()
+        let dir = try tempDir("serve")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let adapter = Self.root.appendingPathComponent("Tests/LlamaTests/Fixtures/train/peft_smollm2/adapter").path
+        let serve = try ServeProcess(binary: bin, args: ["--model", Self.smol.path, "--served-name", "smol", "--adapter", "tuned=\(adapter)",
+                                                          "--api-key", "sk-local-test", "--parallel", "4", "--context-size", "2048",
+                                                          "--max-tokens-limit", "256"], dir: dir)
+        // Loopback only: the listening socket's local address is 127.0.0.1 (0100007F in /proc/net/tcp).
+        let hexPort = String(format: "%04X", serve.port)
+        let tcp = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)
+        let listening = tcp.split(separator: "\n").filter { $0.contains(":\(hexPort) ") && $0.split(separator: " ")[3] == "0A" }
+        XCTAssertFalse(listening.isEmpty)
+        for l in listening { XCTAssertTrue(l.split(separator: " ")[1].hasPrefix("0100007F:"), String(l)) }
+        let (status, out) = try run(py, [Self.root.appendingPathComponent("scripts/test-support/serve_client_check.py").path,
+                                         "--base-url", serve.baseURL, "--model", "smol", "--adapter-model", "tuned",
+                                         "--api-key", "sk-local-test", "--json-prompts", "24", "--any-key-order"])
+        XCTAssertEqual(status, 0, out)
+        XCTAssertTrue(out.contains(", 0 failed"), out)
+        print(out.split(separator: "\n").suffix(3).joined(separator: "\n"))
+    }
+
+    func testInspectEndToEndAgainstServeAndSIGTERMFinishesInFlight() throws {
+        _ = try smolModel()
+        let bin = try ex2Binary()
+        let dir = try tempDir("inspect-serve")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(binary: bin, args: ["--model", Self.smol.path, "--served-name", "judge", "--parallel", "4"], dir: dir)
+        for c in ["beagle", "pug"] {
+            let d = dir.appendingPathComponent("concepts/\(c)")
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: d.appendingPathComponent("x.png").path, contents: Data([0]))
+        }
+        let descs = [["A photo of a beagle.", "A beagle with long floppy ears and a white-tipped tail."],
+                     ["Click to enlarge", "A pug with a wrinkled black face and a curled tail."]]
+        try JSONSerialization.data(withJSONObject: descs).write(to: dir.appendingPathComponent("d.json"))
+        for mode in ["local", "reference"] {
+            let (status, out) = try run(bin.path, ["inspect", "--descriptions", dir.appendingPathComponent("d.json").path,
+                                                   "--dataset", "folder:" + dir.appendingPathComponent("concepts").path,
+                                                   "--output", dir.appendingPathComponent("\(mode).json").path, "--base-url", serve.baseURL,
+                                                   "--model", "judge", "--judge-mode", mode, "--attributes"], cwd: dir)
+            XCTAssertEqual(status, 0, out)
+            let lines = try String(contentsOf: dir.appendingPathComponent("\(mode).json.jsonl"), encoding: .utf8).split(separator: "\n").dropFirst()
+            let entries = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            let knowledge = entries.filter { $0["kind"] as? String == "knowledge" }
+            XCTAssertEqual(knowledge.count, 4, out)
+            if mode == "local" {
+                // The schema fixes the answer's shape: every answer parses, and P(Yes) comes from the logprobs.
+                XCTAssertEqual(knowledge.filter { $0["status"] as? String == "answered" }.count, 4, out)
+                XCTAssertEqual(knowledge.filter { $0["p_yes"] is Double }.count, 4, out)
+            }
+            XCTAssertTrue(out.contains("overall"), out)
+        }
+        // SIGTERM while a streamed request is in flight: the request still completes, then the server exits 0.
+        let py = try python()
+        let script = """
+            import sys, openai
+            c = openai.OpenAI(base_url=sys.argv[1], api_key="x", max_retries=0, timeout=60)
+            s = c.chat.completions.create(model="judge", messages=[{"role": "user", "content": "Count to fifty."}],
+                                          max_tokens=64, temperature=0, stream=True)
+            n = 0
+            for ch in s:
+                if n == 0: print("first", flush=True)
+                n += 1
+                if ch.choices and ch.choices[0].finish_reason: print("finished", ch.choices[0].finish_reason, flush=True)
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: py)
+        p.arguments = ["-c", script, serve.baseURL]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("first") {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            seen += d
+        }
+        kill(serve.process.processIdentifier, SIGTERM)
+        seen += out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        serve.process.waitUntilExit()
+        XCTAssertTrue(String(decoding: seen, as: UTF8.self).contains("finished"), String(decoding: seen, as: UTF8.self))
+        XCTAssertEqual(serve.process.terminationStatus, 0)
+    }
+}
