@@ -19,7 +19,9 @@ for bin in "${bins[@]}"; do
                 if (b ~ /^62 / || b ~ /^67 62 /) evex[fn] = 1 }
         END { for (n in evex) print n }')
     inside=$(echo "$found" | grep -c 'TensorsAVX512' || true)
-    outside=$(echo "$found" | grep -v '^$' | grep -v 'TensorsAVX512' || true)
+    # BoringSSL's (swift-nio-ssl, under AsyncHTTPClient) AVX-512 AES-GCM assembly is chosen at run time
+    # from its own CPU feature probe, so it never runs on AVX2-only machines.
+    outside=$(echo "$found" | grep -v '^$' | grep -v 'TensorsAVX512' | grep -v '^CNIOBoringSSL_' || true)
     if [ -n "$outside" ]; then
         echo "check-isa: $bin: AVX-512 instructions outside TensorsAVX512 in:"
         echo "$outside" | head -20 | sed 's/^/  /'
