@@ -180,6 +180,40 @@ final class ServeTests: XCTestCase {
         print(out.split(separator: "\n").suffix(3).joined(separator: "\n"))
     }
 
+    /// Stage 2 through a completions endpoint: every (concept, template) gets its description, in the
+    /// reference's format, and the same seed gives the same file.
+    func testDescribeThroughARemoteCompletionsEndpoint() throws {
+        _ = try smolModel()
+        let bin = try ex2Binary()
+        let dir = try tempDir("remote-describe")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(binary: bin, args: ["--model", Self.smol.path, "--served-name", "policy", "--parallel", "8"], dir: dir)
+        for c in ["beagle", "pug"] {
+            let d = dir.appendingPathComponent("concepts/\(c)")
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: d.appendingPathComponent("x.png").path, contents: Data([0]))
+        }
+        var files: [Data] = []
+        for run in 0..<2 {
+            let out = dir.appendingPathComponent("d\(run).json")
+            let (status, text) = try self.run(bin.path, ["describe", "--base-url", serve.baseURL, "--model", "policy",
+                                                         "--dataset", "folder:" + dir.appendingPathComponent("concepts").path,
+                                                         "--output", out.path, "--max-new-tokens", "8", "--seed", "7"])
+            XCTAssertEqual(status, 0, text)
+            let descs = try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as! [[String]]
+            XCTAssertEqual(descs.map(\.count), [25, 25])
+            XCTAssertGreaterThan(descs.joined().filter { !$0.isEmpty }.count, 40, "\(descs)")
+            files.append(try Data(contentsOf: out))
+        }
+        XCTAssertEqual(files[0], files[1], "the same seed samples the same descriptions")
+        // A policy name the server does not have is refused with the server's message, not retried.
+        let (status, text) = try run(bin.path, ["describe", "--base-url", serve.baseURL, "--model", "nope",
+                                                "--dataset", "folder:" + dir.appendingPathComponent("concepts").path,
+                                                "--output", dir.appendingPathComponent("x.json").path])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(text.contains("404") && text.contains("does not exist"), text)
+    }
+
     func testInspectEndToEndAgainstServeAndSIGTERMFinishesInFlight() throws {
         _ = try smolModel()
         let bin = try ex2Binary()
