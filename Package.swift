@@ -49,7 +49,7 @@ let package = Package(
                 swiftSettings: fastMath),
         // Stage 3's judge client: the reference's inspection over any OpenAI-compatible endpoint.
         .target(name: "Judge", dependencies: [
-            "Concepts", "ModelFiles", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            "Concepts", "ModelFiles", "ChatTemplates", .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // Jinja, as Hugging Face chat templates use it; JSON constrained decoding.
         .target(name: "ChatTemplates"),

@@ -81,10 +81,11 @@ extension JinjaValue {
         self = try reader.readDocument()
     }
 
-    /// Serializes as Python's `json.dumps(value, ensure_ascii=False)` would (", " and ": "
-    /// separators, or "," and ": " with an indent) — the text the `tojson` filter produces.
-    public func jsonString(indent: Int? = nil) -> String {
-        let options = JSONDumpOptions(ensureASCII: false, indent: indent.map { String(repeating: " ", count: $0) },
+    /// Serializes as Python's `json.dumps(value, ensure_ascii=ensureASCII, indent=indent)` would (", "
+    /// and ": " separators, or "," and ": " with an indent) — with the defaults, the text the `tojson`
+    /// filter produces; `ensureASCII: true` is json.dumps' own default.
+    public func jsonString(indent: Int? = nil, ensureASCII: Bool = false) -> String {
+        let options = JSONDumpOptions(ensureASCII: ensureASCII, indent: indent.map { String(repeating: " ", count: $0) },
                                       itemSeparator: nil, keySeparator: nil, sortKeys: false)
         // Public values are always serializable.
         return (try? pythonJSONDumps(ChatTemplates.Value(self), options)) ?? "null"

@@ -5,6 +5,7 @@
 // with both verdicts, the verdict first in a fixed JSON shape (json_schema), and the verdict read from
 // the log-probabilities of Yes and No. The attribute question asks which attribute kinds an informative
 // description mentions, in the same JSON style.
+import ChatTemplates
 import Foundation
 
 public enum JudgeMode: String, Sendable, CaseIterable, Codable {
@@ -29,27 +30,11 @@ public enum Conversations {
 
     /// Python's json.dumps(dict, indent=0) of string values: one "key": value per line, no indentation.
     public static func pythonJSONIndent0(_ pairs: [(String, String)]) -> String {
-        "{\n" + pairs.map { "\(pythonJSONString($0.0)): \(pythonJSONString($0.1))" }.joined(separator: ",\n") + "\n}"
+        JinjaValue.object(pairs.map { ($0.0, .string($0.1)) }).jsonString(indent: 0, ensureASCII: true)
     }
 
-    /// json.dumps of a string with ensure_ascii=True, as Python writes it.
-    public static func pythonJSONString(_ s: String) -> String {
-        var out = "\""
-        for u in s.utf16 {
-            switch u {
-            case 0x22: out += "\\\""
-            case 0x5C: out += "\\\\"
-            case 0x0A: out += "\\n"
-            case 0x0D: out += "\\r"
-            case 0x09: out += "\\t"
-            case 0x08: out += "\\b"
-            case 0x0C: out += "\\f"
-            case 0x20..<0x7F: out.unicodeScalars.append(Unicode.Scalar(u)!)
-            default: out += String(format: "\\u%04x", u)
-            }
-        }
-        return out + "\""
-    }
+    /// json.dumps of a string (ensure_ascii=True), as Python writes it.
+    public static func pythonJSONString(_ s: String) -> String { JinjaValue.string(s).jsonString(ensureASCII: true) }
 
     /// The reference inspection's four messages.
     public static func reference(className: String, description: String) -> [ChatMessage] {
@@ -121,8 +106,7 @@ public enum Conversations {
     }
 
     public static func attributes(className: String, description: String, attributes: [String]) -> [ChatMessage] {
-        let example = pythonJSONIndent0([("explanation", "It mentions the color of a tench.")])
-            .replacingOccurrences(of: "\n}", with: ",\n\"attributes\": [\"colour\"]\n}")
+        let example = "{\n\"explanation\": \(pythonJSONString("It mentions the color of a tench.")),\n\"attributes\": [\"colour\"]\n}"
         return [
             ChatMessage(role: "system", content: systemMessage),
             ChatMessage(role: "user", content: attributeQuestion(className: "tench", snippet: "A photo of a tench, with dark green color.",
