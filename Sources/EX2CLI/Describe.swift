@@ -81,20 +81,14 @@ extension Describe {
         let prompts = qt.prompts(classNames: names).map { (classIndex: $0.classIndex, templateIndex: $0.templateIndex, text: $0.text) }
         var r = RemoteDescribeRequest(prompts: prompts, classCount: names.count, templateCount: qt.templates.count, model: model)
         r.temperature = Double(temperature); r.topP = Double(topP); r.maxTokens = maxNewTokens; r.seed = seed; r.concurrency = concurrency
-        let bar = LockedCountBar(label: "describing", unit: "descriptions")
-        let descs = try await RemoteDescribing.run(r, endpoint: ChatEndpoint(baseURL: baseURL, apiKey: ChatEndpoint.apiKey())) { bar.update($0, $1) }
+        let bar = LockedBar()
+        let descs = try await RemoteDescribing.run(r, endpoint: ChatEndpoint(baseURL: baseURL, apiKey: ChatEndpoint.apiKey())) {
+            bar.update(label: "describing", unit: "descriptions", $0, of: $1)
+        }
         bar.finish()
         try Describing.write(DescribeResult(classNames: names, descriptions: descs), to: URL(fileURLWithPath: output))
         print("wrote \(descs.reduce(0) { $0 + $1.count }) descriptions of \(names.count) concepts to \(output) (sampled by \(model) at \(baseURL))")
     }
-}
-
-final class LockedCountBar: @unchecked Sendable {  // reason: every access under lock
-    private let lock = NSLock()
-    private let bar: ProgressBar
-    init(label: String, unit: String) { bar = ProgressBar(label: label, unit: unit) }
-    func update(_ done: Int, _ total: Int) { lock.lock(); bar.update(done, of: total); lock.unlock() }
-    func finish() { lock.lock(); bar.finish(); lock.unlock() }
 }
 
 /// SIGINT as a flag that long loops poll, so they can save their work before exiting.

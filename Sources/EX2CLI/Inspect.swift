@@ -67,10 +67,10 @@ struct Inspect: AsyncParsableCommand {
         let inspector = try Inspector(req, endpoint: ChatEndpoint(baseURL: base, apiKey: key, timeout: timeout, maxRetries: maxRetries))
         let bar = LockedBar()
         let work = Task {
-            try await inspector.run(inspector.knowledgeItems) { bar.update($0) }
+            try await inspector.run(inspector.knowledgeItems) { bar.update(label: "judging", unit: "answers", $0.done, of: $0.total) }
             bar.finish()
             if attributes {
-                try await inspector.run(inspector.attributeItems) { bar.update($0) }
+                try await inspector.run(inspector.attributeItems) { bar.update(label: "attributes", unit: "answers", $0.done, of: $0.total) }
                 bar.finish()
             }
         }
@@ -121,27 +121,6 @@ struct Inspect: AsyncParsableCommand {
             }
             return strings
         }
-    }
-}
-
-/// The progress bar behind a lock, fed from the concurrent requests.
-final class LockedBar: @unchecked Sendable {  // reason: every access under lock
-    private let lock = NSLock()
-    private var bar: ProgressBar?
-    private var kind: JournalEntry.Kind?
-
-    func update(_ p: InspectProgress) {
-        lock.lock(); defer { lock.unlock() }
-        if kind != p.kind { bar?.finish(); bar = nil; kind = p.kind }
-        if bar == nil { bar = ProgressBar(label: p.kind == .knowledge ? "judging" : "attributes", unit: "answers") }
-        bar!.update(p.done, of: p.total)
-    }
-
-    func finish() {
-        lock.lock(); defer { lock.unlock() }
-        bar?.finish()
-        bar = nil
-        kind = nil
     }
 }
 

@@ -67,3 +67,23 @@ final class ProgressBar {
 
     private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
 }
+
+/// A progress bar fed from concurrent tasks (the judge's and remote describing's requests): every call
+/// under a lock; a new label ends the bar in progress and starts another.
+final class LockedBar: @unchecked Sendable {  // reason: every access under lock
+    private let lock = NSLock()
+    private var bar: ProgressBar?
+
+    func update(label: String, unit: String, _ done: Int, of total: Int) {
+        lock.lock(); defer { lock.unlock() }
+        if let b = bar, b.label != label { b.finish(); bar = nil }
+        if bar == nil { bar = ProgressBar(label: label, unit: unit) }
+        bar!.update(done, of: total)
+    }
+
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        bar?.finish()
+        bar = nil
+    }
+}

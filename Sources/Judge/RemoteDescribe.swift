@@ -28,7 +28,7 @@ public enum RemoteDescribing {
         let client = ChatClient(endpoint: endpoint)
         defer { Task { await client.shutdown() } }
         let results = ResultBox(classes: r.classCount, templates: r.templateCount)
-        let queue = IndexQueue(count: r.prompts.count)
+        let queue = WorkQueue(Array(r.prompts.indices))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<max(1, min(r.concurrency, r.prompts.count)) {
                 group.addTask {
@@ -59,12 +59,4 @@ final class ResultBox: @unchecked Sendable {  // reason: guarded by lock
     private var done = 0
     init(classes: Int, templates: Int) { values = Array(repeating: Array(repeating: "", count: templates), count: classes) }
     func set(_ c: Int, _ t: Int, _ s: String) -> Int { lock.lock(); defer { lock.unlock() }; values[c][t] = s; done += 1; return done }
-}
-
-final class IndexQueue: @unchecked Sendable {  // reason: guarded by lock
-    private let lock = NSLock()
-    private var next_ = 0
-    let count: Int
-    init(count: Int) { self.count = count }
-    func next() -> Int? { lock.lock(); defer { lock.unlock() }; guard next_ < count else { return nil }; next_ += 1; return next_ - 1 }
 }
