@@ -97,8 +97,9 @@ public struct InspectionSummary: Sendable {
         }
         var counts: [String: Int] = [:]
         for e in attributeEntries { for a in e.attributes ?? [] { counts[a, default: 0] += 1 } }
-        attributeCounts = (attributeList.map { $0.lowercased() } + counts.keys.filter { k in !attributeList.contains { $0.lowercased() == k } }.sorted())
-            .map { ($0, counts[$0] ?? 0) }
+        // The list's kinds in its order, then any other kind named (sorted).
+        let known = attributeList.map { $0.lowercased() }
+        attributeCounts = (known + counts.keys.filter { !known.contains($0) }.sorted()).map { ($0, counts[$0] ?? 0) }
         attributeAnswered = attributeEntries.filter { $0.status == .answered }.count
     }
 

@@ -36,6 +36,8 @@ public struct JudgeItem: Sendable, Hashable {
     public var index: Int
     public var description: String
     public var key: JournalEntry.Key { .init(kind: kind, classIndex: classIndex, index: index, description: description) }
+    /// The same description, asked the other question.
+    func asking(_ k: JournalEntry.Kind) -> JudgeItem { var i = self; i.kind = k; return i }
 }
 
 public struct InspectProgress: Sendable {
@@ -73,12 +75,7 @@ public final class Inspector: Sendable {
 
     /// Informative descriptions (knowledge verdict yes) to ask the attribute question about.
     public var attributeItems: [JudgeItem] {
-        knowledgeItems.compactMap { k in
-            guard journal.entry(k.key)?.verdict == "yes" else { return nil }
-            var a = k
-            a.kind = .attributes
-            return a
-        }
+        knowledgeItems.filter { journal.entry($0.key)?.verdict == "yes" }.map { $0.asking(.attributes) }
     }
 
     public func missing(_ items: [JudgeItem]) -> [JudgeItem] { items.filter { journal.entry($0.key) == nil } }
@@ -162,14 +159,10 @@ public final class Inspector: Sendable {
 
     /// The reference's output: per class, the response bodies in description order. Nil until complete.
     public func referenceOutput() -> [[String]]? {
-        var out: [[String]] = []
-        for (c, list) in request.descriptions.enumerated() {
-            var row: [String] = []
-            for (j, d) in list.enumerated() {
-                guard let e = journal.entry(.init(kind: .knowledge, classIndex: c, index: j, description: d)) else { return nil }
-                row.append(e.response)
-            }
-            out.append(row)
+        var out = request.descriptions.map { _ in [String]() }
+        for item in knowledgeItems {
+            guard let e = journal.entry(item.key) else { return nil }
+            out[item.classIndex].append(e.response)
         }
         return out
     }
@@ -183,20 +176,20 @@ public final class Inspector: Sendable {
     }
 
     public func summary() -> InspectionSummary {
-        InspectionSummary(classNames: request.classNames, entries: knowledgeItems.compactMap { journal.entry($0.key) },
-                          attributeEntries: knowledgeItems.compactMap { k in
-                              var a = k; a.kind = .attributes
-                              return journal.entry(a.key)
-                          }, attributeList: request.attributes ?? Conversations.defaultAttributes)
+        let items = knowledgeItems
+        return InspectionSummary(classNames: request.classNames, entries: items.compactMap { journal.entry($0.key) },
+                                 attributeEntries: items.compactMap { journal.entry($0.asking(.attributes).key) },
+                                 attributeList: request.attributes ?? Conversations.defaultAttributes)
     }
 }
 
-final class WorkQueue: @unchecked Sendable {  // reason: guarded by lock
-    private var items: [JudgeItem]
+/// Items handed out once each to concurrent workers (the judge's questions, remote describing's prompts).
+final class WorkQueue<Item: Sendable>: @unchecked Sendable {  // reason: guarded by lock
+    private let items: [Item]
     private var next_ = 0
     private let lock = NSLock()
-    init(_ items: [JudgeItem]) { self.items = items }
-    func next() -> JudgeItem? {
+    init(_ items: [Item]) { self.items = items }
+    func next() -> Item? {
         lock.lock(); defer { lock.unlock() }
         guard next_ < items.count else { return nil }
         next_ += 1

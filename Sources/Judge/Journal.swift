@@ -55,6 +55,7 @@ public final class Journal: @unchecked Sendable {  // reason: appends serialised
         self.url = url
         let path = url.path
         var existing: [JournalEntry] = []
+        var hasHeader = false
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         } catch {
@@ -62,9 +63,8 @@ public final class Journal: @unchecked Sendable {  // reason: appends serialised
         }
         if FileManager.default.fileExists(atPath: path) {
             let data = try Data(contentsOf: url)
-            var keep = data.count
             // A torn last line (killed mid-write) is cut off.
-            if let lastNewline = data.lastIndex(of: 0x0A) { keep = lastNewline + 1 } else { keep = 0 }
+            let keep = data.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
             let lines = data.prefix(keep).split(separator: 0x0A)
             let dec = JSONDecoder()
             if let first = lines.first {
@@ -78,6 +78,7 @@ public final class Journal: @unchecked Sendable {  // reason: appends serialised
                 if !diffs.isEmpty {
                     throw JudgeError.journal(path: path, message: "was written with \(diffs.joined(separator: ", ")); its answers would mix judges: use another --output, or delete the journal to start over")
                 }
+                hasHeader = true
                 for (n, line) in lines.dropFirst().enumerated() {
                     guard let e = try? dec.decode(JournalEntry.self, from: Data(line)) else {
                         throw JudgeError.journal(path: path, message: "line \(n + 2) is not a journal entry; the file was edited or damaged")
@@ -90,14 +91,10 @@ public final class Journal: @unchecked Sendable {  // reason: appends serialised
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw JudgeError.journal(path: path, message: "cannot open for appending: \(String(cString: strerror(errno)))") }
         for e in existing { entries[e.key] = e }
-        if existing.isEmpty && Self.isEmpty(path) { try writeLine(Self.encode(header)) }
+        if !hasHeader { try writeLine(Self.encode(header)) }
     }
 
     deinit { close(fd) }
-
-    static func isEmpty(_ path: String) -> Bool {
-        ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) == 0
-    }
 
     static func encode<T: Encodable>(_ value: T) throws -> Data {
         let enc = JSONEncoder()
