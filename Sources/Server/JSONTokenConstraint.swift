@@ -10,13 +10,14 @@ public struct JSONTokenConstraint: TokenConstraint {
     let trie: TokenTrie
     let tokenizer: any Tokenizer
     var state: JSONPrefixState
+    /// The allowed-token mask, refilled in place each step (one per sequence: each holds its own copy).
+    private var allowed: [Bool] = []
 
     public init(state: JSONPrefixState, trie: TokenTrie, tokenizer: any Tokenizer) {
         self.state = state; self.trie = trie; self.tokenizer = tokenizer
     }
 
     public mutating func mask(_ logits: UnsafeMutablePointer<Float>, vocab: Int, stopTokens: Set<Int>) {
-        var allowed = [Bool]()
         trie.fillAllowedMask(from: state, into: &allowed)
         let complete = state.isComplete
         for i in 0..<vocab where !(i < allowed.count && allowed[i]) && !(complete && stopTokens.contains(i)) {

@@ -12,10 +12,12 @@ public final class PrefixCache: @unchecked Sendable {  // reason: used only by t
         let tokens: [Int]
         /// [layer][key, value][position][width]
         let storage: UnsafeMutablePointer<Float>
+        let bytes: Int
         var lastUse: Int
         init(tokens: [Int], floats: Int, use: Int) {
             self.tokens = tokens
             storage = .allocate(capacity: floats)
+            bytes = floats * MemoryLayout<Float>.size
             lastUse = use
         }
         deinit { storage.deallocate() }
@@ -66,26 +68,26 @@ public final class PrefixCache: @unchecked Sendable {  // reason: used only by t
 
     /// Keeps the keys and values of `tokens` (all in `slot`) unless a cached entry already covers them.
     public func store(_ tokens: [Int], from cache: KVCache, slot: Int) {
-        let n = tokens.count
-        let size = 2 * layers * n * width * MemoryLayout<Float>.size
-        guard budgetBytes > 0, n >= minimumLength, size <= budgetBytes else { return }
+        let n = tokens.count, floats = 2 * layers * n * width
+        guard budgetBytes > 0, n >= minimumLength, floats * MemoryLayout<Float>.size <= budgetBytes else { return }
         clock += 1
         if let e = entries.first(where: { Self.commonPrefix($0.tokens, tokens) == n }) { e.lastUse = clock; return }
         // An entry that is a prefix of this prompt is superseded by it.
         entries.removeAll { e in
-            if Self.commonPrefix(e.tokens, tokens) == e.tokens.count { bytes -= 2 * layers * e.tokens.count * width * 4; return true }
+            if Self.commonPrefix(e.tokens, tokens) == e.tokens.count { bytes -= e.bytes; return true }
             return false
         }
-        while bytes + size > budgetBytes, let oldest = entries.indices.min(by: { entries[$0].lastUse < entries[$1].lastUse }) {
-            bytes -= 2 * layers * entries[oldest].tokens.count * width * 4
+        while bytes + floats * MemoryLayout<Float>.size > budgetBytes,
+              let oldest = entries.indices.min(by: { entries[$0].lastUse < entries[$1].lastUse }) {
+            bytes -= entries[oldest].bytes
             entries.remove(at: oldest)
         }
-        let e = Entry(tokens: tokens, floats: 2 * layers * n * width, use: clock)
+        let e = Entry(tokens: tokens, floats: floats, use: clock)
         for l in 0..<layers {
             (e.storage + (2 * l) * n * width).update(from: cache.keys(layer: l, slot: slot, position: 0), count: n * width)
             (e.storage + (2 * l + 1) * n * width).update(from: cache.values(layer: l, slot: slot, position: 0), count: n * width)
         }
         entries.append(e)
-        bytes += size
+        bytes += e.bytes
     }
 }

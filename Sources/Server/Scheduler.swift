@@ -220,18 +220,18 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
         stats.generated += 1
         let job = r.job
         if stopTokens.contains(token) && job.params.stopAtEOS {
-            r.finish("stop", flushAll: true)
+            r.finish("stop")
             return
         }
         r.generated.append(token)
         r.counts[token, default: 0] += 1
         r.constraint?.accept(token)
         r.appendText(token)
-        if r.hitStop { r.finish("stop", flushAll: false); return }
-        if r.constraint?.isComplete == true { r.finish("stop", flushAll: true); return }
+        if r.hitStop { r.finish("stop"); return }
+        if r.constraint?.isComplete == true { r.finish("stop"); return }
         let remaining = job.params.maxNewTokens - r.generated.count
         if remaining <= 0 || job.prompt.count + r.generated.count >= min(capacity, model.config.maxPositions) {
-            r.finish("length", flushAll: true)
+            r.finish("length")
             return
         }
         // A constrained output about to run out of tokens is completed now, so it still parses.
@@ -240,9 +240,9 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
                 r.produced += 1
                 r.generated.append(t)
                 r.constraint?.accept(t)
-                r.appendText(t, logprob: nil)
+                r.appendText(t, sampled: false)
             }
-            r.finish(r.constraint?.isComplete == true ? "stop" : "length", flushAll: true)
+            r.finish(r.constraint?.isComplete == true ? "stop" : "length")
             return
         }
         r.emitPending()
@@ -319,9 +319,11 @@ final class Running: @unchecked Sendable {
         }
     }
 
-    func appendText(_ token: Int, logprob: TokenLogprob?? = .none) {
+    /// `sampled`: the token came from `pick` (its log-probability, if asked for, goes out with it); forced
+    /// completion tokens have none.
+    func appendText(_ token: Int, sampled: Bool = true) {
         bytes += tokenizer.tokenBytes(token) ?? []
-        if case .some(let l) = logprob { if let l { pendingLogprobs.append(l) } } else if let l = pickedLogprob { pendingLogprobs.append(l) }
+        if sampled, let l = pickedLogprob { pendingLogprobs.append(l) }
         // A stop string ends the text before it.
         for s in job.stop where !s.isEmpty {
             let sb = Array(s.utf8)
@@ -369,7 +371,7 @@ final class Running: @unchecked Sendable {
         }
     }
 
-    func finish(_ reason: String, flushAll: Bool) {
+    func finish(_ reason: String) {
         emitPending(final: true)
         sink.yield(.finished(reason: reason, promptTokens: job.prompt.count, completionTokens: produced,
                              cachedTokens: cached))

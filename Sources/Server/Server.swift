@@ -185,7 +185,7 @@ public final class OpenAIServer: Sendable {
         var streams: [(Int, AsyncStream<GenerationEvent>)] = []
         for i in 0..<req.n {
             var job = GenerationJob(prompt: prompt, adapter: adapter, params: params,
-                                    seed: i == 0 ? Generator.sequenceSeed(baseSeed, 0) : Generator.sequenceSeed(baseSeed, i))
+                                    seed: Generator.sequenceSeed(baseSeed, i))
             job.stop = req.stop
             job.topLogprobs = req.logprobs ? req.topLogprobs : nil
             job.constraint = constraint
