@@ -6,6 +6,7 @@
 import CLIP
 import Concepts
 @testable import EX2
+import EX2TestSupport
 import Foundation
 import Llama
 import ModelFiles
@@ -167,18 +168,9 @@ final class TrainTests: XCTestCase {
         XCTAssertEqual(try metricsWithoutTimes(dir).count, 1)
     }
 
-    func ex2Binary() throws -> URL {
-        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ex2"),
-                          Self.root.appendingPathComponent(".build/release/ex2")]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("SKIPPED: the ex2 executable is not built (swift build -c release)")
-        }
-        return found
-    }
-
     func runEx2(_ args: [String], env: [String: String]) throws -> Process {
         let p = Process()
-        p.executableURL = try ex2Binary()
+        p.executableURL = try TestSupport.ex2Executable()
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
         p.standardOutput = FileHandle.nullDevice
@@ -242,7 +234,7 @@ final class TrainTests: XCTestCase {
         let dir = tempDir("sigint")
         defer { try? FileManager.default.removeItem(at: dir) }
         let p = Process()
-        p.executableURL = try ex2Binary()
+        p.executableURL = try TestSupport.ex2Executable()
         p.arguments = ["train", "--policy", lm.spec, "--vlm", Self.root.appendingPathComponent("Tests/EX2Tests/Fixtures/clip_tiny").path,
                        "--dataset", "folder:\(work.appendingPathComponent("concepts").path)",
                        "--templates", work.appendingPathComponent("templates.json").path, "--output-dir", dir.path,

@@ -3,11 +3,12 @@
 // (scripts/test-support/openai_stub.py): every description ends with exactly one stored verdict, and a
 // SIGKILL mid-run followed by a rerun asks nothing again that was already answered.
 import Foundation
+import EX2TestSupport
 import XCTest
 @testable import Judge
 
 final class JudgeTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = TestSupport.repositoryRoot
 
     func fixture(_ name: String) throws -> Any {
         let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
@@ -109,15 +110,6 @@ final class JudgeTests: XCTestCase {
 
     // MARK: ex2 inspect against the fault-injecting stub
 
-    func ex2Binary() throws -> URL {
-        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ex2"),
-                          Self.root.appendingPathComponent(".build/release/ex2")]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("SKIPPED: the ex2 executable is not built (swift build -c release)")
-        }
-        return found
-    }
-
     final class Stub {
         let process = Process()
         let port: Int
@@ -135,16 +127,11 @@ final class JudgeTests: XCTestCase {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline {
-                if let s = try? String(contentsOf: portFile, encoding: .utf8), let p = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                    port = p
-                    return
-                }
-                usleep(50_000)
+            guard let p = TestSupport.waitForPort(file: portFile, process: process, timeout: 20) else {
+                process.terminate()
+                throw XCTSkip("SKIPPED: the OpenAI stub did not start")
             }
-            process.terminate()
-            throw XCTSkip("SKIPPED: the OpenAI stub did not start")
+            port = p
         }
         deinit { if process.isRunning { process.terminate(); process.waitUntilExit() } }
         var baseURL: String { "http://127.0.0.1:\(port)/v1" }
@@ -158,12 +145,7 @@ final class JudgeTests: XCTestCase {
     /// A folder dataset of `concepts` (empty image folders are enough for class names) and descriptions.
     func workspace(_ name: String, concepts: [String], perConcept: Int) throws -> (URL, [[String]]) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ex2-\(name)-\(UUID().uuidString)")
-        let fake = try Data(contentsOf: Self.root.appendingPathComponent("Tests/JudgeTests/Fixtures/reference_messages.json"))
-        for c in concepts {
-            let d = dir.appendingPathComponent("concepts/\(c)")
-            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            try fake.write(to: d.appendingPathComponent("placeholder.png"))
-        }
+        try TestSupport.conceptFolders(concepts, in: dir)
         let snippets = ["A photo of a %@.", "A %@ with a long tail and brown fur.", "Click to enlarge this %@ image",
                         "The %@ lives in wet meadows and eats insects.", "%@ stock photo", "A beautiful %@",
                         "A small %@ with a short, curled tail", "Download the %@ wallpaper now"]
@@ -174,7 +156,7 @@ final class JudgeTests: XCTestCase {
 
     func inspect(_ dir: URL, _ stub: Stub, extra: [String] = []) throws -> Process {
         let p = Process()
-        p.executableURL = try ex2Binary()
+        p.executableURL = try TestSupport.ex2Executable()
         p.arguments = ["inspect", "--descriptions", dir.appendingPathComponent("descriptions.json").path,
                        "--dataset", "folder:" + dir.appendingPathComponent("concepts").path,
                        "--output", dir.appendingPathComponent("out/responses.json").path,

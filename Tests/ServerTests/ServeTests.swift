@@ -4,12 +4,13 @@
 // it, loopback-only binding, and SIGTERM finishing the request in flight.
 import EX2
 import Foundation
+import EX2TestSupport
 import Llama
 import XCTest
 @testable import Server
 
 final class ServeTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = TestSupport.repositoryRoot
     static let smol = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
     func smolModel() throws -> LanguageModel {
@@ -90,15 +91,6 @@ final class ServeTests: XCTestCase {
 
     // MARK: the server as a subprocess
 
-    func ex2Binary() throws -> URL {
-        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ex2"),
-                          Self.root.appendingPathComponent(".build/release/ex2")]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("SKIPPED: the ex2 executable is not built (swift build -c release)")
-        }
-        return found
-    }
-
     func python() throws -> String {
         let venv = Self.root.appendingPathComponent(".venv-test/bin/python").path
         guard FileManager.default.isExecutableFile(atPath: venv) else {
@@ -121,13 +113,9 @@ final class ServeTests: XCTestCase {
             process.standardOutput = h
             process.standardError = h
             try process.run()
-            let deadline = Date().addingTimeInterval(120)
-            while Date() < deadline && process.isRunning {
-                if let s = try? String(contentsOf: portFile, encoding: .utf8), let p = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                    port = p
-                    return
-                }
-                usleep(50_000)
+            if let p = TestSupport.waitForPort(file: portFile, process: process, timeout: 120) {
+                port = p
+                return
             }
             process.terminate()
             throw NSError(domain: "ServeTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "ex2 serve did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")"])
@@ -159,7 +147,7 @@ final class ServeTests: XCTestCase {
 
     func testOpenAIClientAgainstServe() throws {
         _ = try smolModel()
-        let py = try python(), bin = try ex2Binary()
+        let py = try python(), bin = try TestSupport.ex2Executable()
         let dir = try tempDir("serve")
         defer { try? FileManager.default.removeItem(at: dir) }
         let adapter = Self.root.appendingPathComponent("Tests/LlamaTests/Fixtures/train/peft_smollm2/adapter").path
@@ -184,15 +172,11 @@ final class ServeTests: XCTestCase {
     /// reference's format, and the same seed gives the same file.
     func testDescribeThroughARemoteCompletionsEndpoint() throws {
         _ = try smolModel()
-        let bin = try ex2Binary()
+        let bin = try TestSupport.ex2Executable()
         let dir = try tempDir("remote-describe")
         defer { try? FileManager.default.removeItem(at: dir) }
         let serve = try ServeProcess(binary: bin, args: ["--model", Self.smol.path, "--served-name", "policy", "--parallel", "8"], dir: dir)
-        for c in ["beagle", "pug"] {
-            let d = dir.appendingPathComponent("concepts/\(c)")
-            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: d.appendingPathComponent("x.png").path, contents: Data([0]))
-        }
+        try TestSupport.conceptFolders(["beagle", "pug"], in: dir)
         var files: [Data] = []
         for run in 0..<2 {
             let out = dir.appendingPathComponent("d\(run).json")
@@ -216,15 +200,11 @@ final class ServeTests: XCTestCase {
 
     func testInspectEndToEndAgainstServeAndSIGTERMFinishesInFlight() throws {
         _ = try smolModel()
-        let bin = try ex2Binary()
+        let bin = try TestSupport.ex2Executable()
         let dir = try tempDir("inspect-serve")
         defer { try? FileManager.default.removeItem(at: dir) }
         let serve = try ServeProcess(binary: bin, args: ["--model", Self.smol.path, "--served-name", "judge", "--parallel", "4"], dir: dir)
-        for c in ["beagle", "pug"] {
-            let d = dir.appendingPathComponent("concepts/\(c)")
-            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: d.appendingPathComponent("x.png").path, contents: Data([0]))
-        }
+        try TestSupport.conceptFolders(["beagle", "pug"], in: dir)
         let descs = [["A photo of a beagle.", "A beagle with long floppy ears and a white-tipped tail."],
                      ["Click to enlarge", "A pug with a wrinkled black face and a curled tail."]]
         try JSONSerialization.data(withJSONObject: descs).write(to: dir.appendingPathComponent("d.json"))
