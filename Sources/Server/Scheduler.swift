@@ -84,7 +84,9 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
         cache = model.makeCache(slots: parallel, capacity: capacity)
         freeSlots = Array((0..<parallel).reversed())
         prefixCache = PrefixCache(layers: model.config.layers, width: model.config.kvHeads * model.config.headDim, budgetBytes: prefixCacheBytes)
-        let t = Thread { [unowned self] in self.loop() }
+        // The decoding thread holds its scheduler for the life of the process: it waits on `lock` and
+        // owns `cache`, so neither may go away under it.
+        let t = Thread { self.loop() }
         t.name = "ex2-serve-decoder"
         t.stackSize = 8 << 20
         t.start()

@@ -173,7 +173,7 @@ public final class OpenAIServer: Sendable {
                            param: "model", code: "model_not_found")
         }
         let prompt = try chat ? served.chatPrompt(req.messages!) : served.tokenizer.encode(req.prompt!, addSpecialTokens: true)
-        let limit = min(served.scheduler.capacity, served.model.config.maxPositions)
+        let limit = served.scheduler.capacity  // already capped by the model's context
         if prompt.count >= limit {
             throw APIError(400, "this model's maximum context length is \(limit) tokens; the prompt has \(prompt.count) tokens and no room is left for the completion",
                            param: "messages", code: "context_length_exceeded")
