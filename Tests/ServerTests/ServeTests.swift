@@ -106,7 +106,7 @@ final class ServeTests: XCTestCase {
         init(binary: URL, args: [String], dir: URL) throws {
             let portFile = dir.appendingPathComponent("port")
             log = dir.appendingPathComponent("serve.log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            try Data().write(to: log)
             process.executableURL = binary
             process.arguments = ["serve", "--port", "0", "--port-file", portFile.path] + args
             let h = try FileHandle(forWritingTo: log)

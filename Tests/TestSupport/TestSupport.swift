@@ -39,7 +39,7 @@ public enum TestSupport {
         for name in names {
             let d = root.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: d.appendingPathComponent("placeholder.png").path, contents: Data([0]))
+            try Data([0]).write(to: d.appendingPathComponent("placeholder.png"))
         }
         return root
     }
