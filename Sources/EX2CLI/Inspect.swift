@@ -20,9 +20,11 @@ struct Inspect: AsyncParsableCommand {
             """)
 
     @Option(help: "The descriptions (JSON: a list per concept of strings, as `ex2 describe` writes).")
-    var descriptions: String
+    var descriptions: String?
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft, or folder:PATH: gives the concept names.")
-    var dataset: String
+    var dataset: String?
+    @Option(help: ArgumentHelp("Instead of --descriptions and --dataset: judge a labelled set (scripts/judge/labelled-set.json) and report the judge's agreement with its labels.", valueName: "FILE"))
+    var labelled: String?
     @Option(help: "Data root for folder datasets given by a relative path.")
     var dataRoot: String?
     @Option(help: "Where to write the judge's responses (the journal goes to OUTPUT.jsonl).")
@@ -46,13 +48,28 @@ struct Inspect: AsyncParsableCommand {
         guard concurrency >= 1, concurrency <= 256 else { throw ValidationError("--concurrency must be between 1 and 256") }
         guard maxRetries >= 0, timeout > 0 else { throw ValidationError("--max-retries must be >= 0 and --timeout > 0") }
         guard yesThreshold > 0, yesThreshold < 1 else { throw ValidationError("--yes-threshold must be in (0, 1)") }
+        if labelled != nil {
+            guard descriptions == nil, dataset == nil, !attributes else {
+                throw ValidationError("--labelled judges the labelled set's own descriptions: leave out --descriptions, --dataset and --attributes")
+            }
+        } else if descriptions == nil || dataset == nil {
+            throw ValidationError("give --descriptions FILE and --dataset NAME (or --labelled FILE to measure the judge)")
+        }
     }
 
     func run() async throws {
-        let names = try Describing.classNames(dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) }, split: nil)
-        let descs = try Self.readDescriptions(descriptions)
-        var req = InspectRequest(classNames: names, descriptions: descs, dataset: dataset, output: URL(fileURLWithPath: output))
-        req.descriptionsPath = descriptions
+        var req: InspectRequest
+        var labelledSet: LabelledSet? = nil
+        if let labelled {
+            let set = try LabelledSet.load(URL(fileURLWithPath: labelled))
+            req = set.request(output: URL(fileURLWithPath: output), name: (labelled as NSString).lastPathComponent)
+            labelledSet = set
+        } else if let descriptions, let dataset {
+            let names = try Describing.classNames(dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) }, split: nil)
+            let descs = try Self.readDescriptions(descriptions)
+            req = InspectRequest(classNames: names, descriptions: descs, dataset: dataset, output: URL(fileURLWithPath: output))
+            req.descriptionsPath = descriptions
+        } else { throw ValidationError("give --descriptions and --dataset") }
         req.model = model
         req.mode = judgeMode
         req.concurrency = concurrency
@@ -97,6 +114,14 @@ struct Inspect: AsyncParsableCommand {
         await inspector.shutdown()
         let complete = try inspector.writeOutput()
         let summary = inspector.summary()
+        if let labelledSet {
+            let items = inspector.knowledgeItems
+            let agreement = labelledSet.agreement { c, j in
+                items.first { $0.classIndex == c && $0.index == j }.flatMap { inspector.entry($0.key) }
+            }
+            print(agreement.report(), terminator: "")
+            return
+        }
         print(summary.table(), terminator: "")
         if complete {
             print("wrote the judge's \(summary.answered + summary.unparsed) responses to \(output) (journal: \(req.journalURL.path))")

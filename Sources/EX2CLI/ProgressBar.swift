@@ -11,12 +11,15 @@ final class ProgressBar {
     private let isTerminal = isatty(STDERR_FILENO) != 0
     private var lastDraw = Date.distantPast
     private var done = 0, total = 0
+    /// Work done by an earlier run (resumed), left out of the rate.
+    private let resumed: Int
     private var drewSomething = false
     private var finished = false
 
-    init(label: String, unit: String = "items") {
+    init(label: String, unit: String = "items", resumed: Int = 0) {
         self.label = label
         self.unit = unit
+        self.resumed = resumed
     }
 
     /// Records progress; draws when on a terminal and 0.1 s have passed (or the work is complete).
@@ -44,7 +47,7 @@ final class ProgressBar {
 
     func line(width: Int) -> String {
         let elapsed = Date().timeIntervalSince(start)
-        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let rate = elapsed > 0 ? Double(done - resumed) / elapsed : 0
         var s = label
         if width > 0 {
             let filled = total > 0 ? min(width, done * width / total) : 0
@@ -69,7 +72,8 @@ final class ProgressBar {
 }
 
 /// A progress bar fed from concurrent tasks (the judge's and remote describing's requests): every call
-/// under a lock; a new label ends the bar in progress and starts another.
+/// under a lock; a new label ends the bar in progress and starts another, the count of its first update
+/// taken as resumed work (the callers report the state before asking anything).
 final class LockedBar: @unchecked Sendable {  // reason: every access under lock
     private let lock = NSLock()
     private var bar: ProgressBar?
@@ -77,7 +81,7 @@ final class LockedBar: @unchecked Sendable {  // reason: every access under lock
     func update(label: String, unit: String, _ done: Int, of total: Int) {
         lock.lock(); defer { lock.unlock() }
         if let b = bar, b.label != label { b.finish(); bar = nil }
-        if bar == nil { bar = ProgressBar(label: label, unit: unit) }
+        if bar == nil { bar = ProgressBar(label: label, unit: unit, resumed: done) }
         bar!.update(done, of: total)
     }
 

@@ -73,9 +73,17 @@ public final class Inspector: Sendable {
         }
     }
 
+    /// The journaled answer to `key`, its verdict decided by this run's --yes-threshold when the answer
+    /// carries P(Yes) (so a rerun with another threshold re-decides without asking again).
+    public func entry(_ key: JournalEntry.Key) -> JournalEntry? {
+        guard var e = journal.entry(key) else { return nil }
+        if e.kind == .knowledge, e.status == .answered, let p = e.pYes { e.verdict = p >= request.yesThreshold ? "yes" : "no" }
+        return e
+    }
+
     /// Informative descriptions (knowledge verdict yes) to ask the attribute question about.
     public var attributeItems: [JudgeItem] {
-        knowledgeItems.filter { journal.entry($0.key)?.verdict == "yes" }.map { $0.asking(.attributes) }
+        knowledgeItems.filter { entry($0.key)?.verdict == "yes" }.map { $0.asking(.attributes) }
     }
 
     public func missing(_ items: [JudgeItem]) -> [JudgeItem] { items.filter { journal.entry($0.key) == nil } }
@@ -177,7 +185,7 @@ public final class Inspector: Sendable {
 
     public func summary() -> InspectionSummary {
         let items = knowledgeItems
-        return InspectionSummary(classNames: request.classNames, entries: items.compactMap { journal.entry($0.key) },
+        return InspectionSummary(classNames: request.classNames, entries: items.compactMap { entry($0.key) },
                                  attributeEntries: items.compactMap { journal.entry($0.asking(.attributes).key) },
                                  attributeList: request.attributes ?? Conversations.defaultAttributes)
     }

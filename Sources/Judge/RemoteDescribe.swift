@@ -22,13 +22,14 @@ public struct RemoteDescribeRequest: Sendable {
 }
 
 public enum RemoteDescribing {
-    /// Returns descriptions[c][t]. `progress(done, total)` after each answer.
+    /// Returns descriptions[c][t]. `progress(done, total)` once before asking and after each answer.
     public static func run(_ r: RemoteDescribeRequest, endpoint: ChatEndpoint,
                            progress: @escaping @Sendable (Int, Int) -> Void) async throws -> [[String]] {
         let client = ChatClient(endpoint: endpoint)
         defer { Task { await client.shutdown() } }
         let results = ResultBox(classes: r.classCount, templates: r.templateCount)
         let queue = WorkQueue(Array(r.prompts.indices))
+        progress(0, r.prompts.count)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<max(1, min(r.concurrency, r.prompts.count)) {
                 group.addTask {

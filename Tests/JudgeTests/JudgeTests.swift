@@ -83,6 +83,68 @@ final class JudgeTests: XCTestCase {
         XCTAssertNil(ChatClient.parseRetryAfter("soon"))
     }
 
+    func testLabelledSetAgreementAndThresholds() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ex2-labelled-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: url) }
+        // Two datasets, a concept name shared by both (kept apart), labels Yes/No/yes.
+        let items: [[String: Any]] = [
+            ["dataset": "pets", "class_name": "pug", "description": "a pug, flat face", "label": "Yes"],
+            ["dataset": "pets", "class_name": "pug", "description": "A photo of a pug.", "label": "No"],
+            ["dataset": "dogs", "class_name": "pug", "description": "pug wallpaper", "label": "No"],
+            ["dataset": "dogs", "class_name": "beagle", "description": "a beagle, long ears", "label": "yes"],
+        ]
+        try JSONSerialization.data(withJSONObject: ["items": items]).write(to: url)
+        let set = try LabelledSet.load(url)
+        XCTAssertEqual(set.classNames, ["pug", "pug", "beagle"])
+        XCTAssertEqual(set.descriptions, [["a pug, flat face", "A photo of a pug."], ["pug wallpaper"], ["a beagle, long ears"]])
+        // Answers: P(Yes) 0.9, 0.6, 0.3 and an unparsed one; the written verdicts say yes, no, no.
+        func entry(_ c: Int, _ j: Int, p: Double?, written: String, status: JournalEntry.Status = .answered) -> JournalEntry {
+            let body = String(decoding: completion(content: "{\"increases_knowledge\": \"\(written)\"}"), as: UTF8.self)
+            return JournalEntry(kind: .knowledge, classIndex: c, className: set.classNames[c], index: j, description: set.descriptions[c][j],
+                                status: status, verdict: status == .answered ? (p.map { $0 >= 0.5 ? "yes" : "no" } ?? written.lowercased()) : nil,
+                                explanation: nil, pYes: p, attributes: nil, attempts: 1, response: body)
+        }
+        let answers = [entry(0, 0, p: 0.9, written: "Yes"), entry(0, 1, p: 0.6, written: "No"), entry(1, 0, p: 0.3, written: "No"),
+                       entry(2, 0, p: nil, written: "Yes", status: .unparsed)]
+        let a = set.agreement { c, j in answers.first { $0.classIndex == c && $0.index == j } }
+        let c = a.counts()
+        XCTAssertEqual(c, Agreement.Counts(yesYes: 1, yesNo: 0, noYes: 1, noNo: 1, missing: 1))
+        XCTAssertEqual(c.share, 0.5)
+        XCTAssertEqual(a.counts(dataset: "dogs").agreeing, 1)
+        XCTAssertEqual(a.counts(threshold: 0.7).agreeing, 3, "at 0.7 the 0.6 answer turns No and agrees")
+        XCTAssertEqual(a.writtenCounts.agreeing, 3, "the written verdicts agree on the first three")
+        XCTAssertEqual(a.sweep.count, 19)
+        XCTAssertEqual(a.disagreements.map(\.item.description), ["A photo of a pug.", "a beagle, long ears"])
+        XCTAssertTrue(a.report().contains("<- best"))
+        // Bad files name the file and what is wrong.
+        try Data("{\"items\": [{\"class_name\": \"pug\"}]}".utf8).write(to: url)
+        XCTAssertThrowsError(try LabelledSet.load(url)) { XCTAssertTrue("\($0)".contains("item 0 needs"), "\($0)") }
+    }
+
+    func testARerunWithAnotherThresholdRedecidesFromTheJournal() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ex2-thresh-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var req = InspectRequest(classNames: ["pug"], descriptions: [["a", "b"]], dataset: "pets", output: dir.appendingPathComponent("o.json"))
+        req.mode = .local
+        let endpoint = ChatEndpoint(baseURL: "http://127.0.0.1:9/v1", apiKey: nil, timeout: 1, maxRetries: 0)
+        do {
+            let first = try Inspector(req, endpoint: endpoint)
+            for (j, p) in [0.55, 0.8].enumerated() {
+                try first.journal.append(JournalEntry(kind: .knowledge, classIndex: 0, className: "pug", index: j, description: ["a", "b"][j],
+                                                      status: .answered, verdict: "yes", explanation: nil, pYes: p, attributes: nil,
+                                                      attempts: 1, response: "{}"))
+            }
+            await first.shutdown()
+        }
+        req.yesThreshold = 0.7
+        let second = try Inspector(req, endpoint: endpoint)
+        XCTAssertEqual(second.missing(second.knowledgeItems).count, 0, "nothing is asked again")
+        XCTAssertEqual(second.knowledgeItems.map { second.entry($0.key)?.verdict }, ["no", "yes"])
+        XCTAssertEqual(second.summary().informative, 1)
+        XCTAssertEqual(second.attributeItems.map(\.description), ["b"])
+        await second.shutdown()
+    }
+
     func testJournalDropsATornLastLineAndRefusesAnotherJudge() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ex2-journal-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: url) }
