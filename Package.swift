@@ -59,8 +59,10 @@ let package = Package(
             "Llama", "Tokenizers", "Tensors", "ChatTemplates", "JSONConstraint",
             .product(name: "Hummingbird", package: "hummingbird"),
         ], swiftSettings: fastMath),
+        // The analysis of a run and its report (HTML, Markdown, JSON).
+        .target(name: "Report", dependencies: ["EX2", "Judge"]),
         .executableTarget(name: "EX2CLI", dependencies: [
-            "EX2", "Judge", "Server", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "EX2", "Judge", "Server", "Report", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
         .executableTarget(name: "ex2-bench", dependencies: ["Tensors", "ModelFiles", "Llama", "CLIP", "PPO"], path: "Sources/Bench",
                           swiftSettings: fastMath),
@@ -83,6 +85,7 @@ let package = Package(
         .testTarget(name: "PPOTests", dependencies: ["PPO", "Llama", "ModelFiles", "Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
         .testTarget(name: "JudgeTests", dependencies: ["Judge", "EX2TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "EX2", "Judge", "EX2TestSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JSONConstraintTests", dependencies: ["JSONConstraint"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),

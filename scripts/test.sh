@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The report test renders the page in headless Chromium (Debian's).
+if ! command -v chromium >/dev/null; then
+    echo "test setup: installing Debian's chromium (for the report test)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 swift build -c release -Xswiftc -enable-testing --build-tests
 # AVX-512 code must stay inside the kernels that run only after a CPU check.
 scripts/check-isa.sh .build/release/ex2 .build/release/ex2-bench .build/release/*.xctest

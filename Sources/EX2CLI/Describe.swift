@@ -24,14 +24,16 @@ struct Describe: AsyncParsableCommand {
     @Option(help: "With --base-url: the served model (or LoRA module) name.")
     var model: String?
     @Option(help: "With --base-url: requests in flight at once.") var concurrency = 8
+    @Option(name: .customLong("run"), help: ArgumentHelp("A run directory from `ex2 train --output-dir`: its policy, final adapter, dataset and templates are the defaults, and the descriptions go to RUN/descriptions.json.", valueName: "RUN"))
+    var runDirectory: String?
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft (built-in class names), or folder:PATH (one sub-folder per concept).")
-    var dataset: String
+    var dataset: String?
     @Option(help: "Data root for folder datasets given by a relative path (default: the current directory).")
     var dataRoot: String?
     @Option(help: "A JSON list of query templates with {} for the concept (default: the reference's 25).")
     var templates: String?
-    @Option(help: "Where to write the descriptions (JSON, a list per concept).")
-    var output: String = "descriptions.json"
+    @Option(help: "Where to write the descriptions (JSON, a list per concept; default descriptions.json, or RUN/descriptions.json).")
+    var output: String?
     @Option(help: "Most tokens per description.") var maxNewTokens: Int = 32
     @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 1
     @Option(help: "Keep only the K most likely tokens (0 = off).") var topK: Int = 0
@@ -43,19 +45,31 @@ struct Describe: AsyncParsableCommand {
         if baseURL != nil {
             guard model != nil, policy == nil, adapter == nil else { throw ValidationError("with --base-url give --model (the served name), not --policy or --adapter") }
         } else {
-            guard policy != nil, model == nil else { throw ValidationError("give --policy (a local model), or --base-url with --model") }
+            guard policy != nil || runDirectory != nil, model == nil else { throw ValidationError("give --policy (a local model) or --run RUN, or --base-url with --model") }
         }
+        guard dataset != nil || runDirectory != nil else { throw ValidationError("give --dataset (or --run RUN, whose dataset is the default)") }
         guard maxNewTokens > 0, batchSize > 0 else { throw ValidationError("--max-new-tokens and --batch-size must be positive") }
         guard temperature >= 0, topK >= 0, topP > 0 && topP <= 1 else { throw ValidationError("check --temperature (>= 0), --top-k (>= 0) and --top-p (0, 1]") }
     }
 
+    func resolve() throws -> DescribeSettings {
+        let r = try runDirectory.map(RunDirectory.init)
+        var adapter = adapter.map { URL(fileURLWithPath: $0) }
+        if adapter == nil, baseURL == nil, let r { adapter = try r.requireFinalAdapter() }
+        return DescribeSettings(policy: policy ?? r?.policy, adapter: adapter, dataset: dataset ?? r!.dataset,
+                        dataRoot: dataRoot.map { URL(fileURLWithPath: $0) } ?? r?.dataRoot,
+                        templates: templates.map { URL(fileURLWithPath: $0) } ?? r?.templates,
+                        output: output ?? r?.descriptions.path ?? "descriptions.json")
+    }
+
     func run() async throws {
-        if let baseURL, let model { return try await runRemote(baseURL: baseURL, model: model) }
+        let s = try resolve()
+        if let baseURL, let model { return try await runRemote(baseURL: baseURL, model: model, settings: s) }
+        let output = s.output
         let request = DescribeRequest(
-            policy: policy!, dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) },
-            templates: templates.map { URL(fileURLWithPath: $0) },
+            policy: s.policy!, dataset: s.dataset, dataRoot: s.dataRoot, templates: s.templates,
             params: SamplingParameters(temperature: temperature, topK: topK, topP: topP, maxNewTokens: maxNewTokens),
-            seed: seed, batchSize: batchSize, adapter: adapter.map { URL(fileURLWithPath: $0) })
+            seed: seed, batchSize: batchSize, adapter: s.adapter)
         let bar = ProgressBar(label: "describing", unit: "descriptions")
         // Ctrl-C stops after the batch in flight; what is done is still written.
         Interrupt.install()
@@ -75,9 +89,10 @@ struct Describe: AsyncParsableCommand {
 }
 
 extension Describe {
-    func runRemote(baseURL: String, model: String) async throws {
-        let names = try Describing.classNames(dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) }, split: nil)
-        let qt = try templates.map { try QueryTemplates.load(URL(fileURLWithPath: $0)) } ?? QueryTemplates.builtIn()
+    func runRemote(baseURL: String, model: String, settings s: DescribeSettings) async throws {
+        let output = s.output
+        let names = try Describing.classNames(dataset: s.dataset, dataRoot: s.dataRoot, split: nil)
+        let qt = try s.templates.map { try QueryTemplates.load($0) } ?? QueryTemplates.builtIn()
         let prompts = qt.prompts(classNames: names).map { (classIndex: $0.classIndex, templateIndex: $0.templateIndex, text: $0.text) }
         var r = RemoteDescribeRequest(prompts: prompts, classCount: names.count, templateCount: qt.templates.count, model: model)
         r.temperature = Double(temperature); r.topP = Double(topP); r.maxTokens = maxNewTokens; r.seed = seed; r.concurrency = concurrency
@@ -101,4 +116,14 @@ enum Interrupt {
             Interrupt.requested = true
         }
     }
+}
+
+/// The settings `ex2 describe` runs with: the flags, else the run directory's.
+struct DescribeSettings {
+    var policy: String?
+    var adapter: URL?
+    var dataset: String
+    var dataRoot: URL?
+    var templates: URL?
+    var output: String
 }

@@ -15,7 +15,7 @@ struct EX2Command: AsyncParsableCommand {
             already in the local HF cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub); \
             nothing is downloaded.
             """,
-        subcommands: [Generate.self, Tokenize.self, Embed.self, Score.self, Describe.self, Train.self, PPOStepCommand.self, Inspect.self, Serve.self])
+        subcommands: [Generate.self, Tokenize.self, Embed.self, Score.self, Describe.self, Train.self, PPOStepCommand.self, Inspect.self, Serve.self, ReportCommand.self, Demo.self])
 }
 
 struct PolicyOptions: ParsableArguments {

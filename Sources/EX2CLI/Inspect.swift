@@ -23,12 +23,14 @@ struct Inspect: AsyncParsableCommand {
     var descriptions: String?
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft, or folder:PATH: gives the concept names.")
     var dataset: String?
+    @Option(name: .customLong("run"), help: ArgumentHelp("A run directory: judge RUN/descriptions.json for the run's dataset, writing RUN/inspection.json and its journal.", valueName: "RUN"))
+    var runDirectory: String?
     @Option(help: ArgumentHelp("Instead of --descriptions and --dataset: judge a labelled set (scripts/judge/labelled-set.json) and report the judge's agreement with its labels.", valueName: "FILE"))
     var labelled: String?
     @Option(help: "Data root for folder datasets given by a relative path.")
     var dataRoot: String?
-    @Option(help: "Where to write the judge's responses (the journal goes to OUTPUT.jsonl).")
-    var output: String
+    @Option(help: "Where to write the judge's responses (the journal goes to OUTPUT.jsonl; default RUN/inspection.json with --run).")
+    var output: String?
     @Option(help: "The API's base URL, e.g. http://127.0.0.1:8000/v1 (default: OPENAI_BASE_URL, else OpenAI).")
     var baseURL: String?
     @Option(help: "The judge model.") var model: String = Conversations.referenceModel
@@ -49,23 +51,28 @@ struct Inspect: AsyncParsableCommand {
         guard maxRetries >= 0, timeout > 0 else { throw ValidationError("--max-retries must be >= 0 and --timeout > 0") }
         guard yesThreshold > 0, yesThreshold < 1 else { throw ValidationError("--yes-threshold must be in (0, 1)") }
         if labelled != nil {
-            guard descriptions == nil, dataset == nil, !attributes else {
-                throw ValidationError("--labelled judges the labelled set's own descriptions: leave out --descriptions, --dataset and --attributes")
+            guard descriptions == nil, dataset == nil, runDirectory == nil, !attributes else {
+                throw ValidationError("--labelled judges the labelled set's own descriptions: leave out --run, --descriptions, --dataset and --attributes")
             }
-        } else if descriptions == nil || dataset == nil {
-            throw ValidationError("give --descriptions FILE and --dataset NAME (or --labelled FILE to measure the judge)")
+        } else if runDirectory == nil && (descriptions == nil || dataset == nil) {
+            throw ValidationError("give --descriptions FILE and --dataset NAME, or --run RUN (or --labelled FILE to measure the judge)")
         }
+        if runDirectory == nil && output == nil { throw ValidationError("give --output FILE (or --run RUN)") }
     }
 
     func run() async throws {
         var req: InspectRequest
         var labelledSet: LabelledSet? = nil
+        let run = try runDirectory.map(RunDirectory.init)
+        let output = output ?? run!.inspection.path
         if let labelled {
             let set = try LabelledSet.load(URL(fileURLWithPath: labelled))
             req = set.request(output: URL(fileURLWithPath: output), name: (labelled as NSString).lastPathComponent)
             labelledSet = set
-        } else if let descriptions, let dataset {
-            let names = try Describing.classNames(dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) }, split: nil)
+        } else if let descriptions = try descriptions ?? run.map({ try $0.require($0.descriptions, writtenBy: "ex2 describe").path }),
+                  let dataset = dataset ?? run?.dataset {
+            let root = dataRoot.map { URL(fileURLWithPath: $0) } ?? run?.dataRoot
+            let names = try Describing.classNames(dataset: dataset, dataRoot: root, split: nil)
             let descs = try Self.readDescriptions(descriptions)
             req = InspectRequest(classNames: names, descriptions: descs, dataset: dataset, output: URL(fileURLWithPath: output))
             req.descriptionsPath = descriptions

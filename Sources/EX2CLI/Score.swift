@@ -2,6 +2,7 @@
 // (written with --output) and per class (printed as a table), optionally with the zero-shot accuracy of
 // classifying the split's images by those descriptions.
 import ArgumentParser
+import Concepts
 import EX2
 import Foundation
 
@@ -19,16 +20,18 @@ struct Score: ParsableCommand {
             the JSON format, the same objects with a "reward" key added for JSON Lines.
             """)
 
+    @Option(name: .customLong("run"), help: ArgumentHelp("A run directory (`ex2 train --output-dir`): its VLM, dataset and RUN/descriptions.json are the defaults; the rewards go to RUN/rewards.json and RUN/descriptions.jsonl (class, template, text, reward).", valueName: "RUN"))
+    var runDirectory: String?
     @Option(help: "The CLIP model: an HF CLIP directory or hub id in the local cache, a directory with open_clip_config.json, or r-open-clip:MODEL:PRETRAINED.")
-    var vlm: String
+    var vlm: String?
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft, or folder:PATH (one sub-folder of images per concept).")
-    var dataset: String
+    var dataset: String?
     @Option(help: "The folder holding the dataset's usual folder (e.g. CUB_200_2011); not needed for folder:PATH.")
     var dataRoot: String?
     @Option(help: "The split (default: the one the reference trains on).")
     var split: String?
     @Option(help: "The descriptions: JSON (a list per class of strings) or JSON Lines (see below).")
-    var descriptions: String
+    var descriptions: String?
     @Option(help: "Write every description's reward here, in the input's shape.")
     var output: String?
     @Option(help: "Images per class the reward averages over: the first N by sorted path; 0 or -1 = all.")
@@ -45,7 +48,10 @@ struct Score: ParsableCommand {
     var noCache = false
 
     func validate() throws {
-        if !dataset.hasPrefix("folder:") && dataRoot == nil {
+        guard runDirectory != nil || (vlm != nil && dataset != nil && descriptions != nil) else {
+            throw ValidationError("give --vlm, --dataset and --descriptions, or --run RUN")
+        }
+        if runDirectory == nil, let dataset, !dataset.hasPrefix("folder:") && dataRoot == nil {
             throw ValidationError("--data-root is required for --dataset \(dataset) (the folder holding its files); only folder:PATH datasets go without")
         }
         guard imagesPerClass >= -1 else { throw ValidationError("--images-per-class must be positive, or 0 / -1 for all images") }
@@ -55,9 +61,17 @@ struct Score: ParsableCommand {
 
     func run() throws {
         let cache: URL? = noCache ? nil : cacheDir.map { URL(fileURLWithPath: $0) } ?? RewardOptions.defaultCacheDirectory
+        let run = try runDirectory.map(RunDirectory.init)
+        let dataset = dataset ?? run!.dataset
+        let descriptions = try descriptions.map { URL(fileURLWithPath: $0) } ?? run!.require(run!.descriptions, writtenBy: "ex2 describe")
+        let dataRoot = dataRoot.map { URL(fileURLWithPath: $0) } ?? run?.dataRoot
+        if !dataset.hasPrefix("folder:") && dataRoot == nil {
+            throw ValidationError("--data-root is required for --dataset \(dataset) (the folder holding its files)")
+        }
+        let output = output ?? run?.rewards.path
         let request = ScoreRequest(
-            vlm: vlm, dataset: dataset, dataRoot: dataRoot.map { URL(fileURLWithPath: $0) }, split: split,
-            descriptions: URL(fileURLWithPath: descriptions),
+            vlm: vlm ?? run!.vlm, dataset: dataset, dataRoot: dataRoot, split: split ?? run?.split,
+            descriptions: descriptions,
             reward: RewardOptions(imagesPerClass: imagesPerClass, scale: scale, cacheDirectory: cache, skipUnreadable: skipUnreadable),
             zeroShot: zeroShot)
         var bar: ProgressBar?
@@ -76,6 +90,12 @@ struct Score: ParsableCommand {
                 throw ScoreError.cannotWrite(path: output, reason: error.localizedDescription)
             }
             print("rewards of \(report.rewards.count) descriptions written to \(output)")
+        }
+        if let run, case .perClassLists = report.descriptions.format {
+            let templates = try run.templates.map(QueryTemplates.load) ?? QueryTemplates.builtIn()
+            try DescriptionRecords.write(classNames: report.classNames, entries: report.descriptions.entries, rewards: report.rewards,
+                                         templates: templates.templates, to: run.descriptionRecords)
+            print("records of every description (class, template, text, reward) written to \(run.descriptionRecords.path)")
         }
     }
 

@@ -32,6 +32,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
 
     public struct Key: Hashable, Sendable {
         public var kind: Kind, classIndex: Int, index: Int, description: String
+        public init(kind: Kind, classIndex: Int, index: Int, description: String) {
+            self.kind = kind; self.classIndex = classIndex; self.index = index; self.description = description
+        }
     }
     public var key: Key { Key(kind: kind, classIndex: classIndex, index: index, description: description) }
 }
@@ -62,15 +65,8 @@ public final class Journal: @unchecked Sendable {  // reason: appends serialised
             throw JudgeError.journal(path: path, message: "cannot create its folder: \(error.localizedDescription)")
         }
         if FileManager.default.fileExists(atPath: path) {
-            let data = try Data(contentsOf: url)
-            // A torn last line (killed mid-write) is cut off.
-            let keep = data.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
-            let lines = data.prefix(keep).split(separator: 0x0A)
-            let dec = JSONDecoder()
-            if let first = lines.first {
-                guard let h = try? dec.decode(JournalHeader.self, from: Data(first)) else {
-                    throw JudgeError.journal(path: path, message: "not an ex2 inspect journal (first line is not its header); choose another --output or remove it")
-                }
+            let (h, found, keep, size) = try Self.parse(url)
+            if let h {
                 var diffs: [String] = []
                 if h.model != header.model { diffs.append("model \(h.model) (now \(header.model))") }
                 if h.judgeMode != header.judgeMode { diffs.append("judge mode \(h.judgeMode.rawValue) (now \(header.judgeMode.rawValue))") }
@@ -79,14 +75,10 @@ public final class Journal: @unchecked Sendable {  // reason: appends serialised
                     throw JudgeError.journal(path: path, message: "was written with \(diffs.joined(separator: ", ")); its answers would mix judges: use another --output, or delete the journal to start over")
                 }
                 hasHeader = true
-                for (n, line) in lines.dropFirst().enumerated() {
-                    guard let e = try? dec.decode(JournalEntry.self, from: Data(line)) else {
-                        throw JudgeError.journal(path: path, message: "line \(n + 2) is not a journal entry; the file was edited or damaged")
-                    }
-                    existing.append(e)
-                }
+                existing = found
             }
-            if keep < data.count { truncate(path, off_t(keep)) }
+            // A torn last line (killed mid-write) is cut off.
+            if keep < size { truncate(path, off_t(keep)) }
         }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw JudgeError.journal(path: path, message: "cannot open for appending: \(String(cString: strerror(errno)))") }
@@ -95,6 +87,42 @@ public final class Journal: @unchecked Sendable {  // reason: appends serialised
     }
 
     deinit { close(fd) }
+
+    /// The header and entries of a journal, read without opening it for writing (a torn last line is
+    /// ignored); also the length of its whole lines and of the file.
+    static func parse(_ url: URL) throws -> (JournalHeader?, [JournalEntry], Int, Int) {
+        let path = url.path
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw JudgeError.journal(path: path, message: "cannot be read: \(error.localizedDescription)")
+        }
+        let keep = data.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        let lines = data.prefix(keep).split(separator: 0x0A)
+        let dec = JSONDecoder()
+        guard let first = lines.first else { return (nil, [], keep, data.count) }
+        guard let h = try? dec.decode(JournalHeader.self, from: Data(first)) else {
+            throw JudgeError.journal(path: path, message: "not an ex2 inspect journal (first line is not its header); choose another --output or remove it")
+        }
+        var out: [JournalEntry] = []
+        for (n, line) in lines.dropFirst().enumerated() {
+            guard let e = try? dec.decode(JournalEntry.self, from: Data(line)) else {
+                throw JudgeError.journal(path: path, message: "line \(n + 2) is not a journal entry; the file was edited or damaged")
+            }
+            out.append(e)
+        }
+        return (h, out, keep, data.count)
+    }
+
+    /// A journal's header and its latest entry per question, for reading (the report).
+    public static func read(_ url: URL) throws -> (header: JournalHeader?, entries: [JournalEntry]) {
+        let (h, found, _, _) = try parse(url)
+        var latest: [JournalEntry.Key: Int] = [:]
+        var out: [JournalEntry] = []
+        for e in found {
+            if let i = latest[e.key] { out[i] = e } else { latest[e.key] = out.count; out.append(e) }
+        }
+        return (h, out)
+    }
 
     static func encode<T: Encodable>(_ value: T) throws -> Data {
         let enc = JSONEncoder()

@@ -61,6 +61,8 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
     public let stopTokens: Set<Int>
     /// Most prompt tokens one step prefills (longer prompts take several steps, so decoding keeps going).
     public var prefillBudget = 512
+    /// See `mustWaitForSharedPrefix`.
+    public var sharedPrefixWait = 64
     public let prefixCache: PrefixCache
 
     private let cache: KVCache
@@ -133,12 +135,15 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
             let gone = cancelled
             cancelled.removeAll()
             pending.removeAll { r in if gone.contains(r.id) { r.sink.finish(); return true }; return false }
-            var admitted: [Running] = []
+            var admitted: [Running] = [], deferred: [Running] = []
+            let prefilling = active.filter { $0.prefilled < $0.job.prompt.count }
             while !freeSlots.isEmpty && !pending.isEmpty {
                 let r = pending.removeFirst()
+                if mustWaitForSharedPrefix(r, prefilling: prefilling + admitted) { deferred.append(r); continue }
                 r.slot = freeSlots.removeLast()
                 admitted.append(r)
             }
+            pending.insert(contentsOf: deferred, at: 0)
             lock.unlock()
             for r in active where gone.contains(r.id) { r.done = true; r.sink.finish() }
             for r in admitted { start(r) }
@@ -148,6 +153,20 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
             step()
             releaseFinished()
         }
+    }
+
+    /// Requests arriving together (the judge's, all opening with the same long system message and
+    /// examples) would each prefill the shared opening before any of them has cached it. A request whose
+    /// prompt shares at least `sharedPrefixWait` more tokens with a sequence still prefilling (same
+    /// adapter) than the prefix cache holds waits until that prefill is done and cached.
+    private func mustWaitForSharedPrefix(_ r: Running, prefilling: [Running]) -> Bool {
+        guard prefixCache.budgetBytes > 0, !prefilling.isEmpty else { return false }
+        let adapter = r.job.adapter ?? ""
+        let cached = prefixCache.matchLength(r.job.prompt, adapter: adapter, maxLength: r.job.prompt.count - 1)
+        for s in prefilling where (s.job.adapter ?? "") == adapter {
+            if PrefixCache.commonPrefix(s.job.prompt, r.job.prompt) >= cached + sharedPrefixWait { return true }
+        }
+        return false
     }
 
     private func releaseFinished() {
@@ -163,7 +182,7 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
     private func start(_ r: Running) {
         let prompt = r.job.prompt
         cache.reset(slot: r.slot)
-        let reuse = prefixCache.restore(prompt, maxLength: prompt.count - 1, into: cache, slot: r.slot)
+        let reuse = prefixCache.restore(prompt, adapter: r.job.adapter ?? "", maxLength: prompt.count - 1, into: cache, slot: r.slot)
         r.cached = reuse
         r.prefilled = reuse
         stats.promptTokens += prompt.count
@@ -197,7 +216,7 @@ public final class Scheduler: @unchecked Sendable {  // reason: mutable state to
                     r.prefilled += chunks[i].tokens.count
                     if r.prefilled < r.job.prompt.count { continue }
                     // The whole prompt is in the cache now: keep it for later prompts that share a prefix.
-                    prefixCache.store(r.job.prompt, from: cache, slot: r.slot)
+                    prefixCache.store(r.job.prompt, adapter: r.job.adapter ?? "", from: cache, slot: r.slot)
                 }
                 sampling.append((r, i))
             }

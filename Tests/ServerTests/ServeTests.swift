@@ -44,6 +44,8 @@ final class ServeTests: XCTestCase {
         for cacheMB in [0, 64] {
             let s = Scheduler(model: lm.model, tokenizer: lm.tokenizer, stopTokens: lm.stopTokens, adapters: [:], parallel: 3,
                               capacity: 512, prefixCacheBytes: cacheMB << 20)
+            // Requests sharing an opening wait for the first one's prefill instead of each prefilling it.
+            s.sharedPrefixWait = 16
             var streams: [AsyncStream<GenerationEvent>] = []
             for p in prompts { streams.append(try s.submit(GenerationJob(prompt: p, adapter: nil, params: params, seed: 1)).events) }
             for (i, st) in streams.enumerated() {
@@ -53,10 +55,13 @@ final class ServeTests: XCTestCase {
                 XCTAssertEqual(n, expected[i].tokens.count)
             }
             if cacheMB > 0 {
-                // The first three start together (nothing cached yet); the other two reuse the shared prefix.
+                // The first starts alone; the other four wait for its prefill and reuse the shared prefix.
                 let shared = prompts.dropFirst().map { PrefixCache.commonPrefix($0, prompts[0]) }.min()!
                 XCTAssertGreaterThan(shared, 16)
-                XCTAssertGreaterThanOrEqual(s.stats.cachedTokens, 2 * shared, "the shared system prefix was reused")
+                XCTAssertGreaterThanOrEqual(s.stats.cachedTokens, 4 * shared, "the shared system prefix was reused")
+                // Cached keys and values serve only the adapter (here: the base model) that computed them.
+                XCTAssertGreaterThanOrEqual(s.prefixCache.matchLength(prompts[0], maxLength: prompts[0].count), shared)
+                XCTAssertEqual(s.prefixCache.matchLength(prompts[0], adapter: "lora", maxLength: prompts[0].count), 0)
             } else {
                 XCTAssertEqual(s.stats.cachedTokens, 0)
             }

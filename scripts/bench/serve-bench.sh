@@ -7,6 +7,9 @@
 #     with and without the prefix cache, on the first BENCH_INSPECT_ITEMS items of the labelled set.
 # The llama.cpp server comes from EX2_LLAMACPP_PYTHON (default /work/venv-llamacpp/bin/python); build it
 # with: python3 -m venv V && V/bin/pip install "llama-cpp-python[server]" (compiles llama.cpp, ~12 min).
+# On CPUs with AMX (Sapphire Rapids and later) build it with CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=ON
+# -DGGML_AVX512_VNNI=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AVX2=ON -DGGML_FMA=ON
+# -DGGML_F16C=ON": the native build uses AMX tiles, which this sandbox does not grant (SIGILL at the first request).
 # Section 1 is skipped, loudly, without it. Section 2 needs scripts/setup-judge.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,8 +50,9 @@ if [ -f "$SMOL" ]; then
     kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
     if "$LPY" -c "import llama_cpp.server" 2>/dev/null; then
         port=$(free_port)
-        # llama-cpp-python's server decodes one request at a time (no parallel slots); n_ctx holds a request.
-        "$LPY" -m llama_cpp.server --model "$SMOL" --n_threads 2 --n_threads_batch 2 --n_ctx 2048 --model_alias smol \
+        # llama-cpp-python's server decodes one request at a time (it has no parallel slots) and by default
+        # cuts off a streaming request when the next arrives: --interrupt_requests False queues them instead.
+        "$LPY" -m llama_cpp.server --model "$SMOL" --n_threads 2 --n_threads_batch 2 --n_ctx 2048 --model_alias smol --interrupt_requests False \
             --host 127.0.0.1 --port "$port" >"$OUT/llamacpp.log" 2>&1 &
         PIDS+=($!)
         wait_http "http://127.0.0.1:$port/v1/models" 180
@@ -76,10 +80,9 @@ if [ -f "$JUDGE" ]; then
 import json, sys
 n, out = int(sys.argv[1]), sys.argv[2]
 s = json.load(open("scripts/judge/labelled-set.json"))
-by = {}
-for it in s["items"]:
-    by.setdefault(it["dataset"], []).append(it)
-picked = [it for k in range(n) for d in by if k < len(by[d]) for it in [by[d][k]]][:n]
+# Evenly spaced over the set (it lists each dataset's Yes items, then its No items): both verdicts.
+step = max(1, len(s["items"]) // max(1, n))
+picked = s["items"][::step][:n]
 json.dump({"items": picked}, open(out, "w"))
 EOF
     echo "== ex2 inspect against ex2 serve, Qwen2.5-Coder-1.5B Q4_K_M, $items labelled items, concurrency $PARALLEL"

@@ -40,7 +40,7 @@ def one_request(url, body, timeout):
     resp = conn.getresponse()
     if resp.status != 200:
         raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:300]!r}")
-    first, chunks, usage = None, 0, None
+    first, chunks, usage, finish, done = None, 0, None, None, False
     while True:
         line = resp.readline()
         if not line:
@@ -50,17 +50,21 @@ def one_request(url, body, timeout):
             continue
         data = line[6:]
         if data == b"[DONE]":
+            done = True
             break
         ev = json.loads(data)
         if ev.get("usage"):
             usage = ev["usage"].get("completion_tokens")
         for ch in ev.get("choices") or []:
+            finish = ch.get("finish_reason") or finish
             if (ch.get("delta") or {}).get("content"):
                 chunks += 1
                 if first is None:
                     first = time.perf_counter() - t0
     total = time.perf_counter() - t0
     conn.close()
+    if not done or finish is None:
+        raise RuntimeError(f"the stream ended without a finish_reason and [DONE] after {chunks} chunks (cut off?)")
     return (first if first is not None else total), total, (usage if usage is not None else chunks)
 
 
