@@ -188,7 +188,7 @@ public enum HTMLReport {
         .axis{stroke:#adb5bd;stroke-width:1}.curve{display:inline-block;margin:0 12px 12px 0}figcaption{font-size:13px;color:#495057}
         .v-informative{color:#2b8a3e;font-weight:600}.v-spurious{color:#c92a2a;font-weight:600}.v-unparsed,.v-none{color:#868e96}
         .legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
-        #filter{width:100%;padding:6px;font-size:14px;margin:6px 0;box-sizing:border-box}code{background:#f1f3f5;padding:0 3px}
+        .wide{overflow-x:auto}#filter{width:100%;padding:6px;font-size:14px;margin:6px 0;box-sizing:border-box}code{background:#f1f3f5;padding:0 3px}
         """
 
     public static func render(_ a: RunAnalysis, others: [RunAnalysis] = [], comparisons: [RunComparison] = []) -> String {
@@ -233,7 +233,7 @@ public enum HTMLReport {
         } else {
             h += "<p>Share of the \(fig("attribute_answered", a.attributeAnswered)) informative descriptions with an attribute answer that mention each kind (a description may mention several).</p>"
             h += barChart(a.attributes.map { ($0.kind, $0.share) }, label: "attribute kinds")
-            h += "<table><thead><tr><th>kind</th><th class=\"n\">descriptions</th><th class=\"n\">share</th>"
+            h += "<div class=\"wide\"><table><thead><tr><th>kind</th><th class=\"n\">descriptions</th><th class=\"n\">share</th>"
             for c in a.concepts { h += "<th class=\"n\">\(escape(c.className))</th>" }
             h += "</tr></thead><tbody>"
             for (i, k) in a.attributes.enumerated() {
@@ -241,7 +241,7 @@ public enum HTMLReport {
                 for c in a.concepts { h += "<td class=\"n\">\(c.attributeCounts[k.kind] ?? 0)</td>" }
                 h += "</tr>"
             }
-            h += "</tbody></table>"
+            h += "</tbody></table></div>"
         }
 
         // Reward.

@@ -277,7 +277,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(a.training.map(\.step), [1])
         let html = try String(contentsOf: run.report, encoding: .utf8)
         XCTAssertTrue(html.contains("randomly initialised CLIP"))
-        XCTAssertTrue(html.contains("small local model"))
+        XCTAssertTrue(html.contains("small local model") && html.contains("ex2 inspect --labelled"), "the unmeasured judge is flagged")
         XCTAssertFalse(FileManager.default.fileExists(atPath: runDir.appendingPathComponent(".judge-port").path), "the judge server was stopped")
     }
 
