@@ -274,14 +274,28 @@ public enum HTMLReport {
             for o in others { h += "<th>\(escape(o.run))</th>" }
             h += "</tr></thead><tbody><tr><td>VLM</td><td>\(escape(a.vlm))</td>"
             for o in others { h += "<td>\(escape(o.vlm))</td>" }
-            h += "</tr><tr><td>share informative</td><td class=\"n\">\(pct(a.overall.informativeShare))</td>"
-            for o in others { h += "<td class=\"n\">\(pct(o.overall.informativeShare))</td>" }
             h += "</tr>"
-            for (i, k) in a.attributes.enumerated() {
-                h += "<tr><td>\(escape(k.kind))</td><td class=\"n\">\(pct(k.share))</td>"
-                for o in others { h += "<td class=\"n\">\(pct(o.attributes.first { $0.kind == k.kind }?.share))</td>" }
+            // Every figure side by side: shares, rewards by verdict, per-concept shares, attribute kinds.
+            func row(_ label: String, _ f: (RunAnalysis) -> String) {
+                h += "<tr><td>\(escape(label))</td><td class=\"n\">\(escape(f(a)))</td>"
+                for o in others { h += "<td class=\"n\">\(escape(f(o)))</td>" }
                 h += "</tr>"
-                _ = i
+            }
+            row("descriptions judged") { "\($0.overall.informative + $0.overall.spurious)" }
+            row("share informative") { pct($0.overall.informativeShare) }
+            row("mean reward, informative") { num($0.rewardByVerdict.informativeMean) }
+            row("mean reward, spurious") { num($0.rewardByVerdict.spuriousMean) }
+            row("top spurious pattern") { $0.patterns.first.map { "\($0.pattern) (\($0.count))" } ?? "–" }
+            for (ci, c) in a.concepts.enumerated() {
+                row("share informative: \(c.className)") { r in
+                    pct((r.concepts.first { $0.className == c.className } ?? (ci < r.concepts.count ? r.concepts[ci] : nil))?.share.informativeShare)
+                }
+            }
+            if !a.training.isEmpty {
+                row("mean reward at the last PPO step") { $0.training.last?.rewardMean.map { num($0) } ?? "–" }
+            }
+            for k in a.attributes {
+                row("attribute: \(k.kind)") { r in pct(r.attributes.first { $0.kind == k.kind }?.share) }
             }
             h += "</tbody></table>"
             for (ci, c) in comparisons.enumerated() {

@@ -186,6 +186,7 @@ final class ReportTests: XCTestCase {
         // The comparison: the flipped run has one more informative pug description.
         let cmp = try XCTUnwrap(Self.lookup(json, "comparisons.0.informative_difference") as? Double)
         XCTAssertEqual(cmp, 7.0 / 11 - 6.0 / 11, accuracy: 1e-12)
+        XCTAssertTrue(html.contains("<td>share informative: pug</td><td class=\"n\">50.0%</td><td class=\"n\">75.0%</td>"), "per-concept figures side by side")
 
         // Headless Chromium: no console errors, a screenshot.
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first {
