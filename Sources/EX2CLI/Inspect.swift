@@ -122,10 +122,7 @@ struct Inspect: AsyncParsableCommand {
         let complete = try inspector.writeOutput()
         let summary = inspector.summary()
         if let labelledSet {
-            let items = inspector.knowledgeItems
-            let agreement = labelledSet.agreement { c, j in
-                items.first { $0.classIndex == c && $0.index == j }.flatMap { inspector.entry($0.key) }
-            }
+            let agreement = labelledSet.agreement(inspector.entry)
             print(agreement.report(), terminator: "")
             return
         }

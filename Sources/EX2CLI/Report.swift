@@ -33,15 +33,13 @@ struct ReportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let base = try RunDirectory(runDirectory)
-        var analysis = try Analysis.analyse(base)
-        var others = try compare.map { try Analysis.analyse(RunDirectory($0)) }
+        let dirs = try ([runDirectory] + compare).map(RunDirectory.init)
+        var analyses = try dirs.map { try Analysis.analyse($0) }
         // Runs with the same folder name (out/clip/run, out/align/run) are told apart by their parent.
-        let dirs = [base] + (try compare.map(RunDirectory.init))
         if Set(dirs.map(\.name)).count < dirs.count {
-            analysis.run = base.url.deletingLastPathComponent().lastPathComponent + "/" + base.name
-            for (i, d) in dirs.dropFirst().enumerated() { others[i].run = d.url.deletingLastPathComponent().lastPathComponent + "/" + d.name }
+            for (i, d) in dirs.enumerated() { analyses[i].run = d.url.deletingLastPathComponent().lastPathComponent + "/" + d.name }
         }
+        let base = dirs[0], analysis = analyses[0], others = Array(analyses.dropFirst())
         let comparisons = others.map { Bootstrap.compare(analysis, $0, resamples: resamples, seed: seed) }
         switch format {
         case .json:

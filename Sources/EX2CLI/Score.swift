@@ -51,9 +51,6 @@ struct Score: ParsableCommand {
         guard runDirectory != nil || (vlm != nil && dataset != nil && descriptions != nil) else {
             throw ValidationError("give --vlm, --dataset and --descriptions, or --run RUN")
         }
-        if runDirectory == nil, let dataset, !dataset.hasPrefix("folder:") && dataRoot == nil {
-            throw ValidationError("--data-root is required for --dataset \(dataset) (the folder holding its files); only folder:PATH datasets go without")
-        }
         guard imagesPerClass >= -1 else { throw ValidationError("--images-per-class must be positive, or 0 / -1 for all images") }
         if let scale, !(scale > 0 && scale.isFinite) { throw ValidationError("--scale must be a positive number") }
         if noCache && cacheDir != nil { throw ValidationError("--no-cache and --cache-dir contradict each other; pass one") }
@@ -65,8 +62,9 @@ struct Score: ParsableCommand {
         let dataset = dataset ?? run!.dataset
         let descriptions = try descriptions.map { URL(fileURLWithPath: $0) } ?? run!.require(run!.descriptions, writtenBy: "ex2 describe")
         let dataRoot = dataRoot.map { URL(fileURLWithPath: $0) } ?? run?.dataRoot
+        // Checked here, not in validate(): with --run the data root may come from the run's settings.
         if !dataset.hasPrefix("folder:") && dataRoot == nil {
-            throw ValidationError("--data-root is required for --dataset \(dataset) (the folder holding its files)")
+            throw ValidationError("--data-root is required for --dataset \(dataset) (the folder holding its files); only folder:PATH datasets go without")
         }
         let output = output ?? run?.rewards.path
         let request = ScoreRequest(

@@ -58,10 +58,12 @@ public struct LabelledSet: Sendable {
         return r
     }
 
-    /// The judge's answers set against the labels (entries found by concept and index; missing or
-    /// unparsed answers count as disagreements).
-    public func agreement(_ entry: (Int, Int) -> JournalEntry?) -> Agreement {
-        Agreement(items: items, answers: positions.map { entry($0.classIndex, $0.index) })
+    /// The judge's answers set against the labels (`entry` looks up the knowledge question of each
+    /// item; missing or unparsed answers count as disagreements).
+    public func agreement(_ entry: (JournalEntry.Key) -> JournalEntry?) -> Agreement {
+        Agreement(items: items, answers: zip(items, positions).map { it, p in
+            entry(JournalEntry.Key(kind: .knowledge, classIndex: p.classIndex, index: p.index, description: it.description))
+        })
     }
 }
 

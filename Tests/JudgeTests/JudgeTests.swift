@@ -106,7 +106,7 @@ final class JudgeTests: XCTestCase {
         }
         let answers = [entry(0, 0, p: 0.9, written: "Yes"), entry(0, 1, p: 0.6, written: "No"), entry(1, 0, p: 0.3, written: "No"),
                        entry(2, 0, p: nil, written: "Yes", status: .unparsed)]
-        let a = set.agreement { c, j in answers.first { $0.classIndex == c && $0.index == j } }
+        let a = set.agreement { key in answers.first { $0.key == key } }
         let c = a.counts()
         XCTAssertEqual(c, Agreement.Counts(yesYes: 1, yesNo: 0, noYes: 1, noNo: 1, missing: 1))
         XCTAssertEqual(c.share, 0.5)

@@ -147,18 +147,7 @@ final class ReportTests: XCTestCase {
         let base = try Self.handMadeRun(in: dir.appendingPathComponent("a"))
         let other = try Self.handMadeRun(in: dir.appendingPathComponent("b"), flip: true)
         let ex2 = try TestSupport.ex2Executable()
-        func run(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = ex2
-            p.arguments = args
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = pipe
-            try p.run()
-            let out = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: out, as: UTF8.self))
-        }
+        func run(_ args: [String]) throws -> (Int32, String) { try TestSupport.run(ex2, args) }
         let jsonURL = dir.appendingPathComponent("report.json")
         let (s1, o1) = try run(["report", "--run", base.url.path, "--compare", other.url.path, "--format", "json", "--output", jsonURL.path])
         XCTAssertEqual(s1, 0, o1)
@@ -195,41 +184,28 @@ final class ReportTests: XCTestCase {
         guard let chromium else { throw XCTSkip("SKIPPED: no chromium (scripts/test.sh installs Debian's chromium)") }
         let shot = TestSupport.repositoryRoot.appendingPathComponent(".build/report-screenshot.png")
         try? FileManager.default.removeItem(at: shot)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: chromium)
-        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
-                       "--user-data-dir=\(dir.appendingPathComponent("chromium").path)", "--window-size=1200,2400",
-                       "--screenshot=\(shot.path)", base.report.absoluteString]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = Pipe()
-        try p.run()
-        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, log)
+        let (status, log) = try TestSupport.run(URL(fileURLWithPath: chromium), [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
+            "--user-data-dir=\(dir.appendingPathComponent("chromium").path)", "--window-size=1200,2400",
+            "--screenshot=\(shot.path)", base.report.absoluteString])
+        XCTAssertEqual(status, 0, log)
         let consoleErrors = log.split(separator: "\n").filter { $0.contains("CONSOLE") && ($0.contains("Uncaught") || $0.contains("Error")) }
         XCTAssertTrue(consoleErrors.isEmpty, consoleErrors.joined(separator: "\n"))
         let png = try Data(contentsOf: shot)
         XCTAssertGreaterThan(png.count, 10_000, "a screenshot with content")
         XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
         // The DOM after scripts ran: the filter box is shown, all rows are there.
-        let dump = Process()
-        dump.executableURL = URL(fileURLWithPath: chromium)
-        dump.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                          "--user-data-dir=\(dir.appendingPathComponent("chromium2").path)", "--dump-dom", base.report.absoluteString]
-        let out = Pipe()
-        dump.standardOutput = out
-        dump.standardError = Pipe()
-        try dump.run()
-        let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        dump.waitUntilExit()
+        let dom = try TestSupport.run(URL(fileURLWithPath: chromium), [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--user-data-dir=\(dir.appendingPathComponent("chromium2").path)", "--dump-dom", base.report.absoluteString],
+            mergeStderr: false).output
         XCTAssertTrue(dom.contains("id=\"filter\""), "the DOM was dumped")
         XCTAssertFalse(dom.contains("id=\"filter\" type=\"search\" placeholder=\"Filter by concept, text, verdict or attribute…\" aria-label=\"filter descriptions\" hidden"),
                        "the script ran and showed the filter")
         XCTAssertEqual(Self.figures(dom).count, figs.count, "the rendered page keeps every figure")
     }
 
-    /// `ex2 demo` end to end at reduced sizes (1 PPO step of batch 4 on three stamps concepts, one
+    /// `ex2 demo` end to end at reduced sizes (1 PPO step of batch 4 on four stamps concepts, one
     /// template, the tiny random CLIP, SmolLM2 itself as the judge so that it fits CI): every stage runs
     /// and the run ends with a report that says the VLM is random and the judge small.
     func testDemoRunsEndToEndAndLeavesAReport() throws {
@@ -251,20 +227,12 @@ final class ReportTests: XCTestCase {
         let templates = dir.appendingPathComponent("templates.json")
         try Data("[\"Describe a photo of a {}.\"]".utf8).write(to: templates)
         let runDir = dir.appendingPathComponent("run")
-        let p = Process()
-        p.executableURL = ex2
-        p.currentDirectoryURL = root
-        p.arguments = ["demo", "--vlm", root.appendingPathComponent("Tests/EX2Tests/Fixtures/clip_tiny").path, "--vlm-is-random",
-                       "--policy", smol.path, "--judge", smol.path, "--dataset", "folder:" + concepts.path, "--templates", templates.path,
-                       "--output-dir", runDir.path, "--steps", "1", "--batch-size", "4", "--num-images-for-reward", "4",
-                       "--judge-parallel", "4"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let log = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, log)
+        let (status, log) = try TestSupport.run(ex2, [
+            "demo", "--vlm", root.appendingPathComponent("Tests/EX2Tests/Fixtures/clip_tiny").path, "--vlm-is-random",
+            "--policy", smol.path, "--judge", smol.path, "--dataset", "folder:" + concepts.path, "--templates", templates.path,
+            "--output-dir", runDir.path, "--steps", "1", "--batch-size", "4", "--num-images-for-reward", "4",
+            "--judge-parallel", "4"], cwd: root)
+        XCTAssertEqual(status, 0, log)
         for stage in ["stage 1", "stage 2", "reward of every description", "stage 3: the judge reads", "the report", "RANDOM CLIP"] {
             XCTAssertTrue(log.contains(stage), "\(stage) missing from:\n\(log)")
         }

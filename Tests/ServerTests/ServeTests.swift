@@ -130,18 +130,7 @@ final class ServeTests: XCTestCase {
     }
 
     func run(_ exe: String, _ args: [String], cwd: URL? = nil, env: [String: String] = [:]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        if let cwd { p.currentDirectoryURL = cwd }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try TestSupport.run(URL(fileURLWithPath: exe), args, cwd: cwd, env: env)
     }
 
     func tempDir(_ name: String) throws -> URL {

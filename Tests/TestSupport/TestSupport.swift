@@ -1,6 +1,6 @@
 // What the test targets that run `ex2` as a subprocess share: the repository root, the built `ex2`
-// executable (skipping loudly when it is not built), waiting for a server's port file, and a folder
-// dataset of named concepts.
+// executable (skipping loudly when it is not built), running a program for its output, waiting for a
+// server's port file, and a folder dataset of named concepts.
 import Foundation
 import XCTest
 
@@ -17,6 +17,24 @@ public enum TestSupport {
             throw XCTSkip("SKIPPED: the ex2 executable is not built (swift build -c release)")
         }
         return found
+    }
+
+    /// Runs `executable` to completion: its exit status and its output (stdout, and stderr too unless
+    /// `mergeStderr` is false, when stderr is discarded).
+    public static func run(_ executable: URL, _ args: [String], cwd: URL? = nil, env: [String: String] = [:],
+                           mergeStderr: Bool = true) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        if let cwd { p.currentDirectoryURL = cwd }
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = mergeStderr ? out : FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// The port a server wrote to `file` once listening; nil if `process` exits or `timeout` passes first.
