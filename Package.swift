@@ -37,12 +37,19 @@ let package = Package(
         ]),
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CPrefetch", "TensorsAVX512"], swiftSettings: fastMath),
         .target(name: "ModelFiles", dependencies: ["Tensors"], swiftSettings: fastMath),
-        .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: fastMath),
+        // Resources: Python's html.unescape tables, which open_clip's tokenizer applies.
+        .target(name: "Tokenizers", dependencies: ["ModelFiles"], resources: [.copy("Resources")], swiftSettings: fastMath),
         .target(name: "Imaging", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fastMath),
         // Layer parts the model families share: Linear, the strict weight reader.
         .target(name: "Layers", dependencies: ["Tensors", "ModelFiles"], swiftSettings: fastMath),
         .target(name: "Llama", dependencies: ["Tensors", "ModelFiles", "Layers"], swiftSettings: fastMath),
-        .target(name: "CLIP", dependencies: ["Tensors", "ModelFiles", "Layers", "Tokenizers", "Imaging"], swiftSettings: fastMath),
+        // open_clip's pretrained-tag table, model configs and BPE vocabulary ship as data (Resources/open_clip).
+        .target(name: "CLIP", dependencies: ["Tensors", "ModelFiles", "Layers", "Tokenizers", "Imaging"],
+                resources: [.copy("Resources")], swiftSettings: fastMath),
+        // Downloads into the Hugging Face cache (the huggingface_hub protocol) for every model spec.
+        .target(name: "Hub", dependencies: [
+            "ModelFiles", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         .target(name: "Concepts", dependencies: ["Imaging", "ModelFiles"], resources: [.copy("Resources")], swiftSettings: fastMath),
         .target(name: "PPO", dependencies: ["Llama", "Tensors"], swiftSettings: fastMath),
         .target(name: "EX2", dependencies: ["Tensors", "ModelFiles", "Tokenizers", "Llama", "Imaging", "CLIP", "Concepts", "PPO"],
@@ -62,7 +69,7 @@ let package = Package(
         // The analysis of a run and its report (HTML, Markdown, JSON).
         .target(name: "Report", dependencies: ["EX2", "Judge"]),
         .executableTarget(name: "EX2CLI", dependencies: [
-            "EX2", "Judge", "Server", "Report", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "EX2", "Judge", "Server", "Report", "Hub", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
         .executableTarget(name: "ex2-bench", dependencies: ["Tensors", "ModelFiles", "Llama", "CLIP", "PPO"], path: "Sources/Bench",
                           swiftSettings: fastMath),
@@ -89,8 +96,10 @@ let package = Package(
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], resources: [.copy("Fixtures")]),
         .testTarget(name: "JSONConstraintTests", dependencies: ["JSONConstraint"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
+        // Downloads against a fake hub on loopback, checked with the real huggingface_hub.
+        .testTarget(name: "HubTests", dependencies: ["Hub", "ModelFiles", "Llama", "EX2TestSupport"], swiftSettings: fastMath),
         .testTarget(name: "ServerTests", dependencies: ["Server", "EX2", "Llama", "EX2TestSupport"], swiftSettings: fastMath),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Layers", "EX2"], resources: [.copy("Fixtures")],
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Layers", "EX2", "ModelFiles"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),
     ]
 )

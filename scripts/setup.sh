@@ -47,16 +47,17 @@ if ! verify "$GEMMA" "$GEMMA_SHA"; then
     mv "$GEMMA.part" "$GEMMA"
 fi
 
-# The Python side of the server tests: the real openai client (and jsonschema) drive `ex2 serve`.
+# The Python side of the server tests: the real openai client (and jsonschema) drive `ex2 serve`;
+# huggingface_hub checks the hub cache ex2 writes (and writes one ex2 must read).
 VENV="$ROOT/.venv-test"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai, jsonschema" 2>/dev/null; then
-    echo "setup: installing the openai client and jsonschema into .venv-test (PyPI)"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai, jsonschema, huggingface_hub; assert huggingface_hub.__version__ == '2.4.0'" 2>/dev/null; then
+    echo "setup: installing the openai client, jsonschema and huggingface_hub into .venv-test (PyPI)"
     python3 -m venv "$VENV" 2>/dev/null || {
         SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
         python3 -m venv "$VENV"
     }
-    "$VENV/bin/pip" install -q --disable-pip-version-check "openai==3.57.0" "jsonschema==4.26.0"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "openai==3.57.0" "jsonschema==4.26.0" "huggingface_hub==2.4.0"
 fi
 
 # The demo concept set: tuxpaint-stamps-default photos laid out as a folder: dataset under data/stamps.

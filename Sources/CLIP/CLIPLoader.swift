@@ -12,7 +12,7 @@ extension CLIPModel {
 
     /// Loads `spec`: an HF CLIP directory or hub id (config.json + model.safetensors), a directory with
     /// open_clip_config.json + open_clip_model.safetensors, `r-open-clip:MODEL:PRETRAINED`,
-    /// `r-open-clip:MODEL:/path/weights.safetensors` or `r-open-clip:hf-hub:ORG/NAME`.
+    /// `r-open-clip:MODEL:/path/weights.safetensors` (or a torch.save .bin) or `r-open-clip:hf-hub:ORG/NAME`.
     /// `tokenizer` overrides the one found next to the weights.
     public static func load(spec: String, locator: ModelLocator = ModelLocator(),
                             tokenizer: (any CLIPTextTokenizing)? = nil) throws -> CLIPModel {
@@ -28,20 +28,21 @@ extension CLIPModel {
             }
             let model = String(rest[..<colon]), tag = String(rest[rest.index(after: colon)...])
             let cfg = try OpenCLIPRegistry.modelConfig(model)
-            if tag.hasSuffix(".safetensors") {
+            if tag.hasPrefix("/") || tag.hasSuffix(".safetensors") || tag.hasSuffix(".bin") || tag.hasSuffix(".pt") {
                 let pre = OpenCLIPConfigFile.PreprocessCfg(size: cfg.visionCfg.imageSize)
                 return try build(openCLIP: cfg, name: model, weights: URL(fileURLWithPath: tag), preprocess: pre,
                                  configText: "\(cfg)", notes: [], tokenizer: tokenizer, tokenizerDir: nil)
             }
             let pretrained = try OpenCLIPRegistry.pretrained(model: model, tag: tag)
-            let dir = try hubSnapshot(pretrained.hubRepo, locator: locator, spec: spec)
+            let dir = try hubSnapshot(pretrained.hubRepo, locator: locator, spec: spec,
+                                      kind: .openCLIPWeights(preferred: pretrained.weightFiles))
             var notes: [String] = []
             if pretrained.quickGelu != cfg.quickGelu {
                 notes.append("\(model) uses \(cfg.quickGelu ? "QuickGELU" : "GELU") but '\(tag)' was trained with \(pretrained.quickGelu ? "QuickGELU" : "GELU") (open_clip warns the same); use \(pretrained.quickGelu ? model + "-quickgelu" : model.replacingOccurrences(of: "-quickgelu", with: "")) to match the training")
             }
             let pre = OpenCLIPConfigFile.PreprocessCfg(size: cfg.visionCfg.imageSize, mean: pretrained.mean, std: pretrained.std,
                                                         interpolation: pretrained.interpolation, resizeMode: pretrained.resizeMode)
-            return try build(openCLIP: cfg, name: "\(model):\(tag)", weights: try openCLIPWeights(in: dir, spec: spec),
+            return try build(openCLIP: cfg, name: "\(model):\(tag)", weights: try openCLIPWeights(in: dir, spec: spec, names: pretrained.weightFiles),
                              preprocess: pre, configText: "\(model)|\(cfg)", notes: notes, tokenizer: tokenizer, tokenizerDir: dir)
         }
 
@@ -56,11 +57,14 @@ extension CLIPModel {
             }
             return try loadHuggingFace(dir, tokenizer: tokenizer)
         }
-        // A hub id: open_clip-only repositories have no config.json, so look at the snapshot first.
-        if let snap = try? hubSnapshot(spec, locator: locator, spec: spec),
-           !fm.fileExists(atPath: snap.appendingPathComponent("config.json").path),
-           fm.fileExists(atPath: snap.appendingPathComponent("open_clip_config.json").path) {
-            return try loadOpenCLIPDirectory(snap, tokenizer: tokenizer)
+        // A hub id: an HF CLIP repository (config.json) or an open_clip-only one (open_clip_config.json).
+        if !spec.hasPrefix("."), !spec.hasPrefix("/"), !spec.hasPrefix("~"), HubCacheLayout.split(spec) != nil {
+            let snap = try hubSnapshot(spec, locator: locator, spec: spec, kind: .vlm)
+            if !fm.fileExists(atPath: snap.appendingPathComponent("config.json").path),
+               fm.fileExists(atPath: snap.appendingPathComponent("open_clip_config.json").path) {
+                return try loadOpenCLIPDirectory(snap, tokenizer: tokenizer)
+            }
+            return try loadHuggingFace(snap, tokenizer: tokenizer)
         }
         let location: ModelLocation
         do { location = try locator.resolve(spec) } catch {
@@ -79,11 +83,11 @@ extension CLIPModel {
         let configURL = dir.appendingPathComponent("config.json")
         let config = try HFCLIPConfig(contentsOf: configURL)
         let arch = try config.architecture(name: dir.path)
-        let checkpoint: SafetensorsCheckpoint
-        do { checkpoint = try SafetensorsCheckpoint(url: dir) } catch {
+        let checkpoint: (source: any WeightSource, files: [URL])
+        do { checkpoint = try ModelWeights.open(directory: dir) } catch {
             throw CLIPError.badWeights(file: dir.path, detail: "\(error)")
         }
-        let weights = try CLIPWeightNames.load(arch, from: checkpoint, file: dir.path)
+        let weights = try CLIPWeightNames.load(arch, from: checkpoint.source, file: dir.path)
 
         let ppURL = dir.appendingPathComponent("preprocessor_config.json")
         var pp: CLIPImageProcessorConfig
@@ -95,10 +99,10 @@ extension CLIPModel {
         }
         let preprocessor = try CLIPPreprocessor.huggingFace(pp)
         try checkPreprocessing(preprocessor, arch, file: ppURL.path)
-        let tok = try tokenizer ?? findTokenizer(dir)
+        let tok = try tokenizer ?? findTokenizer(dir, openCLIP: false)
         let configText = (try? String(contentsOf: configURL, encoding: .utf8)) ?? "\(config)"
         return CLIPModel(architecture: arch, weights: weights, preprocessor: preprocessor, tokenizer: tok, fixedScale: nil,
-                         identity: identity(configText: configText, files: checkpoint.files.map(\.url)), notes: [])
+                         identity: identity(configText: configText, files: checkpoint.files), notes: [])
     }
 
     // MARK: OpenCLIP
@@ -112,22 +116,21 @@ extension CLIPModel {
                          preprocess: pre, configText: configText, notes: [], tokenizer: tokenizer, tokenizerDir: dir)
     }
 
-    static func openCLIPWeights(in dir: URL, spec: String) throws -> URL {
-        let st = dir.appendingPathComponent("open_clip_model.safetensors")
-        if FileManager.default.fileExists(atPath: st.path) { return st }
-        let bin = dir.appendingPathComponent("open_clip_pytorch_model.bin")
-        if FileManager.default.fileExists(atPath: bin.path) {
-            throw CLIPError.modelNotFound(spec: spec, detail: "\(dir.path) has only open_clip_pytorch_model.bin (a pickle, which we do not read); download open_clip_model.safetensors from the same repository")
+    static func openCLIPWeights(in dir: URL, spec: String,
+                                names: [String] = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]) throws -> URL {
+        for n in names {
+            let u = dir.appendingPathComponent(n)
+            if FileManager.default.fileExists(atPath: u.path) { return u }
         }
-        throw CLIPError.modelNotFound(spec: spec, detail: "\(dir.path) has no open_clip_model.safetensors")
+        throw CLIPError.modelNotFound(spec: spec, detail: "\(dir.path) has none of \(names.joined(separator: ", "))")
     }
 
     static func build(openCLIP cfg: OpenCLIPModelConfig, name: String, weights url: URL,
                       preprocess: OpenCLIPConfigFile.PreprocessCfg, configText: String, notes: [String],
                       tokenizer: (any CLIPTextTokenizing)?, tokenizerDir: URL?) throws -> CLIPModel {
         let arch = try cfg.architecture(name: name)
-        let file: SafetensorsFile
-        do { file = try SafetensorsFile(url: url) } catch {
+        let file: any WeightSource
+        do { file = url.pathExtension == "bin" ? try TorchCheckpointFile(url: url) : try SafetensorsFile(url: url) } catch {
             throw CLIPError.badWeights(file: url.path, detail: "\(error)")
         }
         let weights = try CLIPWeightNames.load(arch, from: file, file: url.path)
@@ -147,7 +150,7 @@ extension CLIPModel {
         }
         try checkPreprocessing(preprocessor, arch, file: name)
         var tok = tokenizer
-        if tok == nil, let tokenizerDir, cfg.textCfg.hfTokenizerName == nil { tok = try findTokenizer(tokenizerDir) }
+        if tok == nil, cfg.textCfg.hfTokenizerName == nil { tok = try findTokenizer(tokenizerDir, openCLIP: true) }
         return CLIPModel(architecture: arch, weights: weights, preprocessor: preprocessor, tokenizer: tok, fixedScale: 100,
                          identity: identity(configText: configText, files: [url]), notes: notes)
     }
@@ -161,46 +164,58 @@ extension CLIPModel {
         }
     }
 
-    /// transformers' vocab.json + merges.txt when present, else tokenizer.json, else open_clip's bpe_simple_vocab_16e6.txt.gz next to
-    /// the weights or named by $EX2_CLIP_BPE (OpenCLIP hub repositories often ship no tokenizer files: open_clip
-    /// uses the copy inside its Python package).
-    private static func findTokenizer(_ dir: URL) throws -> (any CLIPTextTokenizing)? {
+    /// transformers' vocab.json + merges.txt when present, else tokenizer.json, else open_clip's
+    /// bpe_simple_vocab_16e6.txt.gz next to the weights, else the one $EX2_CLIP_BPE names, else, for OpenCLIP
+    /// models, the copy ex2 ships: OpenCLIP hub repositories usually carry no tokenizer files because
+    /// open_clip tokenizes with the vocabulary inside its Python package, which is the one shipped here.
+    private static func findTokenizer(_ dir: URL?, openCLIP: Bool) throws -> (any CLIPTextTokenizing)? {
         let fm = FileManager.default
-        let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
-        if fm.fileExists(atPath: vocab.path), fm.fileExists(atPath: merges.path) {
-            return try CLIPTokenizer(vocabJSON: vocab, mergesTXT: merges)
+        if let dir {
+            let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
+            if fm.fileExists(atPath: vocab.path), fm.fileExists(atPath: merges.path) {
+                return try CLIPTokenizer(vocabJSON: vocab, mergesTXT: merges)
+            }
+            let json = dir.appendingPathComponent("tokenizer.json")
+            if fm.fileExists(atPath: json.path) { return try CLIPTokenizer(tokenizerJSON: json) }
+            let bpe = dir.appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
+            if fm.fileExists(atPath: bpe.path) { return try CLIPTokenizer(bpeFile: bpe) }
         }
-        let json = dir.appendingPathComponent("tokenizer.json")
-        if fm.fileExists(atPath: json.path) { return try CLIPTokenizer(tokenizerJSON: json) }
-        let bpe = dir.appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
-        if fm.fileExists(atPath: bpe.path) { return try CLIPTokenizer(bpeFile: bpe) }
         if let path = ProcessInfo.processInfo.environment["EX2_CLIP_BPE"], !path.isEmpty {
             return try CLIPTokenizer(bpeFile: URL(fileURLWithPath: NSString(string: path).expandingTildeInPath))
         }
+        if openCLIP { return try openCLIPTokenizer() }
         return nil
     }
 
-    /// The snapshot directory of ORG/NAME in the local hub cache (refs/main, else the newest snapshot).
-    static func hubSnapshot(_ repo: String, locator: ModelLocator, spec: String) throws -> URL {
-        let parts = repo.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+    /// open_clip's SimpleTokenizer vocabulary, shipped in Resources/open_clip (decoded once per process).
+    public static func openCLIPTokenizer() throws -> CLIPTokenizer {
+        try bundledTokenizer.get()
+    }
+
+    private static let bundledTokenizer: Result<CLIPTokenizer, Error> = Result {
+        guard let url = Bundle.module.url(forResource: "bpe_simple_vocab_16e6.txt", withExtension: "gz", subdirectory: "Resources/open_clip") else {
+            throw CLIPError.modelNotFound(spec: "bpe_simple_vocab_16e6.txt.gz", detail: "the open_clip vocabulary shipped with ex2 is missing from its resource bundle (\(Bundle.module.bundlePath)); reinstall ex2, or set EX2_CLIP_BPE to a copy of open_clip's bpe_simple_vocab_16e6.txt.gz")
+        }
+        return try CLIPTokenizer(bpeFile: url)
+    }
+
+    /// The snapshot directory of ORG/NAME in the local hub cache (the pinned revision, else refs/main, else the
+    /// newest snapshot), downloaded through the locator's hub when the cache lacks what `kind` needs.
+    static func hubSnapshot(_ repo: String, locator: ModelLocator, spec: String, kind: HubModelKind = .vlm) throws -> URL {
+        guard HubCacheLayout.split(repo) != nil else {
             throw CLIPError.modelNotFound(spec: spec, detail: "'\(repo)' is not a hub id ORG/NAME")
         }
-        let fm = FileManager.default
-        let root = locator.hubCache.appendingPathComponent("models--\(parts[0])--\(parts[1])")
-        let snapshots = root.appendingPathComponent("snapshots")
-        if let rev = try? String(contentsOf: root.appendingPathComponent("refs/main"), encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines), !rev.isEmpty, !rev.contains("/") {
-            let s = snapshots.appendingPathComponent(rev)
-            if fm.fileExists(atPath: s.path) { return s }
+        let layout = HubCacheLayout(root: locator.hubCache)
+        let revision = locator.revision ?? HubDefaults.vlmRevision
+        if let pinned = layout.pinnedSnapshot(repo, revision: revision), HubFileSelection.isComplete(kind, pinned) { return pinned }
+        if let hub = locator.hub ?? HubDefaults.fetcher {
+            do { return try hub.snapshot(repo: repo, revision: revision, kind: kind) } catch {
+                throw CLIPError.modelNotFound(spec: spec, detail: "\(error)")
+            }
         }
-        let entries = (try? fm.contentsOfDirectory(at: snapshots, includingPropertiesForKeys: [.contentModificationDateKey])) ?? []
-        if let newest = entries.max(by: { a, b in
-            let da = (try? a.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
-            let db = (try? b.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
-            return (da, a.lastPathComponent) < (db, b.lastPathComponent)
-        }) { return newest }
-        throw CLIPError.modelNotFound(spec: spec, detail: "\(repo) is not in the Hugging Face cache \(locator.hubCache.path); download it with `huggingface-cli download \(repo)` (set HF_HUB_CACHE or HF_HOME to use another cache)")
+        if let local = layout.snapshot(repo, revision: revision) { return local }
+        let how = locator.isOffline ? "HF_HUB_OFFLINE is set, so nothing is downloaded; unset it or " : ""
+        throw CLIPError.modelNotFound(spec: spec, detail: "\(repo)\(revision.map { " (revision \($0))" } ?? "") is not in the Hugging Face cache \(locator.hubCache.path); \(how)download it with `huggingface-cli download \(repo)` (set HF_HUB_CACHE or HF_HOME to use another cache)")
     }
 
     /// Digest of the config text, each weight file's size and header, and 64 KiB samples spread over its data.

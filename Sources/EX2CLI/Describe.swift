@@ -19,6 +19,7 @@ struct Describe: AsyncParsableCommand {
     var policy: String?
     @Option(name: .long, help: "A PEFT LoRA adapter directory to apply to the policy.")
     var adapter: String?
+    @OptionGroup var policyRevision: PolicyRevision
     @Option(help: "Sample through an OpenAI-compatible completions endpoint instead (e.g. vLLM or `ex2 serve`): its base URL, such as http://127.0.0.1:8000/v1.")
     var baseURL: String?
     @Option(help: "With --base-url: the served model (or LoRA module) name.")

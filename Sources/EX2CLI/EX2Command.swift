@@ -7,20 +7,29 @@ import Llama
 
 @main
 struct EX2Command: AsyncParsableCommand {
+    /// Installs the hub downloader before any subcommand resolves a model.
+    static func main() async {
+        HubSetup.install()
+        await main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "ex2",
         abstract: "Extract and Explore: which features does a vision-language model rely on?",
         discussion: """
-            Models are given as a GGUF file, an HF model directory, or an HF hub id (ORG/NAME) that is \
-            already in the local HF cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub); \
-            nothing is downloaded.
+            Models are given as a GGUF file, an HF model directory, or an HF hub id (ORG/NAME, or \
+            ORG/NAME/FILE.gguf). Hub ids are read from the HF cache (HF_HUB_CACHE, HF_HOME/hub or \
+            ~/.cache/huggingface/hub) and what it lacks is downloaded from HF_ENDPOINT (default \
+            https://huggingface.co) with HF_TOKEN, laid out as huggingface_hub does; HF_HUB_OFFLINE=1 \
+            uses the cache only.
             """,
         subcommands: [Generate.self, Tokenize.self, Embed.self, Score.self, Describe.self, Train.self, PPOStepCommand.self, Inspect.self, Serve.self, ReportCommand.self, Demo.self])
 }
 
 struct PolicyOptions: ParsableArguments {
-    @Option(name: .long, help: "The language model: a .gguf file, an HF model directory, or an HF hub id in the local cache.")
+    @Option(name: .long, help: "The language model: a .gguf file, an HF model directory, or an HF hub id (downloaded into the HF cache when missing).")
     var policy: String
+    @OptionGroup var policyRevision: PolicyRevision
 
     /// Errors thrown here reach ArgumentParser, which prints their description and exits with status 1.
     func load() throws -> LanguageModel { try LanguageModel(spec: policy) }

@@ -21,8 +21,9 @@ struct Embed: ParsableCommand {
             so embedding the same images again is instant.
             """)
 
-    @Option(help: "The CLIP model: an HF CLIP directory or hub id in the local cache, a directory with open_clip_config.json, r-open-clip:MODEL:PRETRAINED or r-open-clip:hf-hub:ORG/NAME.")
+    @Option(help: "The CLIP model: an HF CLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, r-open-clip:MODEL:PRETRAINED or r-open-clip:hf-hub:ORG/NAME.")
     var vlm: String
+    @OptionGroup var vlmRevision: VLMOnlyRevision
     @Option(parsing: .upToNextOption, help: "Image files (JPEG or PNG); repeat the option or list several after it.")
     var image: [String] = []
     @Option(parsing: .upToNextOption, help: "Texts to embed; repeat the option or list several after it.")

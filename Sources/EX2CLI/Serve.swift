@@ -17,8 +17,9 @@ struct Serve: AsyncParsableCommand {
             requests in flight, then exits.
             """)
 
-    @Option(help: "The model: a .gguf file, an HF model directory, or an HF hub id in the local cache.")
+    @Option(help: "The model: a .gguf file, an HF model directory, or an HF hub id (downloaded into the HF cache when missing).")
     var model: String
+    @OptionGroup var policyRevision: PolicyRevision
     @Option(help: "A PEFT LoRA adapter served under a name: NAME=DIR (repeatable).")
     var adapter: [String] = []
     @Option(help: "The name the base model is served under (default: the file or folder name).")

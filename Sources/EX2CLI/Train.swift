@@ -23,8 +23,9 @@ struct Train: ParsableCommand {
             """)
 
     @OptionGroup var model: PolicyOptions
-    @Option(help: "The VLM: an HF CLIP directory or hub id in the local cache, a directory with open_clip_config.json, or r-open-clip:MODEL:PRETRAINED.")
+    @Option(help: "The VLM: an HF CLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, or r-open-clip:MODEL:PRETRAINED.")
     var vlm: String
+    @OptionGroup var vlmRevision: VLMRevision
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft, or folder:PATH (one sub-folder of images per concept).")
     var dataset: String
     @Option(help: "The folder holding the dataset's usual folder; not needed for folder:PATH.") var dataRoot: String?

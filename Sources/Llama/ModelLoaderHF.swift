@@ -8,10 +8,10 @@ import Tensors
 extension DecoderModel {
     // MARK: HF checkpoints
 
-    /// Loads config.json and the safetensors weights of an HF model directory.
+    /// Loads config.json and the weights of an HF model directory (safetensors, else pytorch_model.bin).
     public static func load(hfDirectory dir: URL) throws -> DecoderModel {
         let c = try DecoderConfig(configJSON: dir.appendingPathComponent("config.json"))
-        let ckpt = try SafetensorsCheckpoint(url: dir)
+        let ckpt = try ModelWeights.open(directory: dir).source
         return try load(config: c, weights: ckpt, file: dir.path)
     }
 

@@ -63,6 +63,8 @@ public enum PEFTAdapter {
     public static let configFile = "adapter_config.json"
     public static let weightsFile = "adapter_model.safetensors"
     public static let valueHeadFile = "value_head.safetensors"
+    /// What PEFT writes with save_pretrained(safe_serialization=False); read when there is no safetensors file.
+    public static let weightsBinFile = "adapter_model.bin"
 
     /// PEFT's state-dict key of `target`'s A (or B) in layer l.
     public static func tensorName(layer l: Int, _ target: LoRATarget, b: Bool) -> String {
@@ -129,24 +131,25 @@ public enum PEFTAdapter {
     /// value_head.safetensors when present (or `valueHead` is forced).
     public static func load(_ dir: URL, model c: DecoderConfig, valueHead: URL? = nil) throws -> LoRAState {
         let config = try readConfig(dir)
-        let weightsURL = dir.appendingPathComponent(weightsFile)
-        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("adapter_model.bin").path) {
-                throw AdapterError(file: dir.path, message: "holds adapter_model.bin (PyTorch pickle), which is not read; re-save it with safetensors (PEFT save_pretrained(safe_serialization=True))")
+        // safetensors is preferred; PEFT's save_pretrained(safe_serialization=False) writes adapter_model.bin.
+        var weightsURL = dir.appendingPathComponent(weightsFile)
+        if !FileManager.default.fileExists(atPath: weightsURL.path) {
+            let bin = dir.appendingPathComponent(weightsBinFile)
+            guard FileManager.default.fileExists(atPath: bin.path) else {
+                throw AdapterError(file: dir.path, message: "no \(weightsFile) (or \(weightsBinFile))")
             }
-            throw AdapterError(file: dir.path, message: "no \(weightsFile)")
+            weightsURL = bin
         }
         let headURL = valueHead ?? dir.appendingPathComponent(valueHeadFile)
         let hasHead = FileManager.default.fileExists(atPath: headURL.path)
         if valueHead != nil && !hasHead { throw AdapterError(file: headURL.path, message: "value head file not found") }
         let state = LoRAState(model: c, config: config, valueHead: hasHead, seed: 0)
-        let weights = try openSafetensors(weightsURL)
+        let weights = try openWeights(weightsURL)
         var used = Set<String>()
-        func read(_ f: SafetensorsFile, _ name: String, _ shape: [Int], into dst: UnsafeMutablePointer<Float>) throws {
-            let file = f.url.path
-            guard let info = f.tensors[name] else { throw AdapterError(file: file, message: "tensor '\(name)' is missing") }
-            guard info.shape == shape else {
-                throw AdapterError(file: file, message: "tensor '\(name)' has shape \(info.shape), the model needs \(shape); the adapter was made for another model")
+        func read(_ f: any WeightSource, _ file: String, _ name: String, _ shape: [Int], into dst: UnsafeMutablePointer<Float>) throws {
+            guard let have = f.shape(of: name) else { throw AdapterError(file: file, message: "tensor '\(name)' is missing") }
+            guard have == shape else {
+                throw AdapterError(file: file, message: "tensor '\(name)' has shape \(have), the model needs \(shape); the adapter was made for another model")
             }
             let v: [Float]
             do { v = try f.floats(name) } catch { throw AdapterError(file: file, message: "tensor '\(name)': \(error)") }
@@ -158,19 +161,19 @@ public enum PEFTAdapter {
         }
         let r = config.rank
         for s in state.slots {
-            try read(weights, tensorName(layer: s.layer, s.target, b: false), [r, s.inFeatures], into: state.parameters + s.a)
-            try read(weights, tensorName(layer: s.layer, s.target, b: true), [s.outFeatures, r], into: state.parameters + s.b)
+            try read(weights, weightsURL.path, tensorName(layer: s.layer, s.target, b: false), [r, s.inFeatures], into: state.parameters + s.a)
+            try read(weights, weightsURL.path, tensorName(layer: s.layer, s.target, b: true), [s.outFeatures, r], into: state.parameters + s.b)
         }
-        if let extra = weights.names.first(where: { !used.contains($0) }) {
+        if let extra = weights.tensorNames.first(where: { !used.contains($0) }) {
             throw AdapterError(file: weightsURL.path, message: "tensor '\(extra)' is not used by a LoRA adapter on \(c.layers) layers with targets \(config.targets.map(\.rawValue)) (the adapter does not fit this model or its config)")
         }
         if hasHead, let vo = state.valueHeadOffset {
-            let head = try openSafetensors(headURL)
+            let head = try openWeights(headURL)
             used = []
             let H = c.hiddenSize
-            try read(head, "summary.weight", [1, H], into: state.parameters + vo)
-            try read(head, "summary.bias", [1], into: state.parameters + vo + H)
-            if let extra = head.names.first(where: { !used.contains($0) }) {
+            try read(head, headURL.path, "summary.weight", [1, H], into: state.parameters + vo)
+            try read(head, headURL.path, "summary.bias", [1], into: state.parameters + vo + H)
+            if let extra = head.tensorNames.first(where: { !used.contains($0) }) {
                 throw AdapterError(file: headURL.path, message: "tensor '\(extra)' is not part of a value head (expected summary.weight and summary.bias)")
             }
         }
@@ -228,10 +231,11 @@ public enum PEFTAdapter {
         try bytes.write(to: dir.appendingPathComponent(configFile), options: .atomic)
     }
 
-    /// Opens a safetensors file, reporting a damaged or unreadable one as an AdapterError like every other
-    /// failure of `load`.
-    private static func openSafetensors(_ url: URL) throws -> SafetensorsFile {
+    /// Opens a safetensors file (or a torch.save .bin), reporting a damaged, unreadable or unsafe one as an
+    /// AdapterError like every other failure of `load`.
+    private static func openWeights(_ url: URL) throws -> any WeightSource {
         do {
+            if url.pathExtension == "bin" { return try TorchCheckpointFile(url: url) }
             return try SafetensorsFile(url: url)
         } catch {
             var m = "\(error)"

@@ -1,7 +1,7 @@
 // Turns what a user types for a model (a .gguf path, a model directory, or a Hugging Face hub id such
-// as HuggingFaceTB/SmolLM2-135M-Instruct) into files on disk, offline: hub ids are looked up in the
-// local Hugging Face cache the way huggingface_hub lays it out. When nothing matches, the error lists
-// every place that was tried and how to get the model there.
+// as HuggingFaceTB/SmolLM2-135M-Instruct) into files on disk: hub ids are looked up in the local Hugging
+// Face cache the way huggingface_hub lays it out, and what it lacks is downloaded through a HubFetching.
+// When nothing matches, the error lists every place that was tried and how to get the model there.
 
 import Foundation
 
@@ -14,9 +14,16 @@ public enum ModelLocation: Sendable, Equatable {
 
 public struct ModelLocator: Sendable {
     public let environment: [String: String]
+    /// Downloads what the cache lacks; nil falls back to HubDefaults.fetcher (which the command line sets).
+    public var hub: (any HubFetching)?
+    /// The branch, tag or commit of hub ids; nil falls back to the pinned HubDefaults revision, then main.
+    public var revision: String?
 
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, hub: (any HubFetching)? = nil,
+                revision: String? = nil) {
         self.environment = environment
+        self.hub = hub
+        self.revision = revision
     }
 
     /// The hub cache huggingface_hub would use: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
@@ -59,25 +66,20 @@ public struct ModelLocator: Sendable {
         let parts = spec.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         let looksLikeHubID = !spec.hasPrefix("/") && !spec.hasPrefix(".") && !spec.hasPrefix("~")
             && (parts.count == 2 || (parts.count == 3 && parts[2].lowercased().hasSuffix(".gguf")))
+            && HubCacheLayout.split(parts[0] + "/" + (parts.count > 1 ? parts[1] : "")) != nil
             && parts.allSatisfy { !$0.isEmpty && !$0.contains(" ") && $0 != ".." && $0 != "." }
         if looksLikeHubID {
-            let repo = hubCache.appendingPathComponent("models--\(parts[0])--\(parts[1])")
-            let snapshots = repo.appendingPathComponent("snapshots")
-            var snapshot: URL?
-            let refMain = repo.appendingPathComponent("refs/main")
-            if let rev = try? String(contentsOf: refMain, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-               !rev.isEmpty, !rev.contains("/") {
-                let s = snapshots.appendingPathComponent(rev)
-                searched.append("\(s.path) (hub cache snapshot named by refs/main)")
-                if fm.fileExists(atPath: s.path) { snapshot = s }
-            }
-            if snapshot == nil {
-                searched.append("\(snapshots.path) (newest hub cache snapshot)")
-                let entries = (try? fm.contentsOfDirectory(at: snapshots, includingPropertiesForKeys: [.contentModificationDateKey])) ?? []
-                snapshot = entries.max { a, b in
-                    let da = (try? a.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
-                    let db = (try? b.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
-                    return (da, a.lastPathComponent) < (db, b.lastPathComponent)
+            let repo = parts[0] + "/" + parts[1]
+            let kind: HubModelKind = parts.count == 3 ? .file(parts[2]) : .decoder
+            let revision = self.revision ?? HubDefaults.policyRevision
+            let layout = HubCacheLayout(root: hubCache)
+            searched.append("\(layout.repoFolder(repo).appendingPathComponent("snapshots").path) (hub cache\(revision.map { ", revision \($0)" } ?? ""))")
+            var snapshot = layout.pinnedSnapshot(repo, revision: revision)
+            if snapshot.map({ !HubFileSelection.isComplete(kind, $0) }) ?? true {
+                if let hub = hub ?? HubDefaults.fetcher {
+                    snapshot = try hub.snapshot(repo: repo, revision: revision, kind: kind)
+                } else {
+                    snapshot = layout.snapshot(repo, revision: revision)
                 }
             }
             if let snapshot {
@@ -91,9 +93,16 @@ public struct ModelLocator: Sendable {
             }
         }
         let download = looksLikeHubID
-            ? "download it with `huggingface-cli download \(parts[0])/\(parts[1])` (it goes to \(hubCache.path); set HF_HUB_CACHE or HF_HOME to use another cache)"
-            : "pass a path to a .gguf file, a model directory with config.json, or a hub id ORG/NAME that is in the local Hugging Face cache"
+            ? (isOffline
+                ? "HF_HUB_OFFLINE is set, so nothing is downloaded: unset it to let ex2 fetch \(parts[0])/\(parts[1]) into \(hubCache.path), or fetch it elsewhere with `huggingface-cli download \(parts[0])/\(parts[1])` and copy the cache"
+                : "download it with `huggingface-cli download \(parts[0])/\(parts[1])` (it goes to \(hubCache.path); set HF_HUB_CACHE or HF_HOME to use another cache)")
+            : "pass a path to a .gguf file, a model directory with config.json, or a hub id ORG/NAME (downloaded into the Hugging Face cache)"
         throw ModelFileError.modelNotFound(spec: spec, searched: searched, hint: "To fix: \(download); scripts/setup.sh fetches the default models into models/.")
+    }
+
+    /// HF_HUB_OFFLINE as huggingface_hub reads it.
+    public var isOffline: Bool {
+        ["1", "on", "yes", "true"].contains((environment["HF_HUB_OFFLINE"] ?? "").lowercased())
     }
 
     private func resolveDirectory(_ dir: URL, spec: String, searched: [String]) throws -> ModelLocation {

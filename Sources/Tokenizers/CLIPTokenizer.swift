@@ -13,6 +13,9 @@ public struct CLIPTokenizer: Sendable {
     public static let defaultContextLength = 77
 
     public let startOfTextId: Int
+    /// open_clip's cleaning: html.unescape twice and whitespace runs collapsed before BPE (set for its
+    /// bpe_simple_vocab file; transformers' CLIPTokenizer does neither).
+    public private(set) var cleansLikeOpenCLIP = false
     public let endOfTextId: Int
     public var vocabularySize: Int { pieces.count }
 
@@ -92,6 +95,7 @@ public struct CLIPTokenizer: Sendable {
         for l in lines { pieces.append(l.replacingOccurrences(of: " ", with: "")) }
         pieces += ["<|startoftext|>", "<|endoftext|>"]
         try self.init(pieces: pieces, mergeLines: lines, file: file, specials: ("<|startoftext|>", "<|endoftext|>"))
+        cleansLikeOpenCLIP = true
     }
 
     /// open_clip's vocabulary file, gzipped (bpe_simple_vocab_16e6.txt.gz) or plain text.
@@ -151,6 +155,7 @@ public struct CLIPTokenizer: Sendable {
         var out = [Int32]()
         var heap = PairHeap()
         var symbols = [Int32]()
+        let text = cleansLikeOpenCLIP ? HTMLUnescape.unescape(HTMLUnescape.unescape(text)) : text
         for seg in added.segments(Array(text.utf8)) {
             switch seg {
             case let .token(id): out.append(id)

@@ -1,0 +1,294 @@
+// PyTorch checkpoints as torch.save writes them (pytorch_model.bin, open_clip_pytorch_model.bin,
+// adapter_model.bin): a zip archive of one pickle (data.pkl) describing the state dict and one record per
+// storage (data/0, data/1, ...). The pickle goes through RestrictedUnpickler, which runs nothing; tensors
+// stay views into the memory-mapped archive (several may share one storage, at offsets and with any
+// strides) and are gathered into row-major order only when read. Sharded checkpoints behind
+// pytorch_model.bin.index.json read as one set of tensors, as safetensors ones do.
+
+import Foundation
+import Tensors
+
+public final class TorchCheckpointFile: @unchecked Sendable {  // immutable after init; owns the mapping
+    struct Tensor {
+        let dtype: DType
+        let shape: [Int]
+        let stride: [Int]
+        /// Element offset into the storage record.
+        let offset: Int
+        /// Absolute byte range of the storage record in the file.
+        let recordOffset: Int
+        let recordBytes: Int
+    }
+
+    public let url: URL
+    /// Tensor names in the order the state dict holds them.
+    public let names: [String]
+    let tensors: [String: Tensor]
+    private let data: Data
+
+    public convenience init(url: URL) throws {
+        try self.init(data: mapModelFile(url), url: url)
+    }
+
+    /// Parses bytes already in memory; `url` only names them in errors. Used by the fuzz tests.
+    init(data: Data, url: URL) throws {
+        self.url = url
+        self.data = data
+        let file = url.path
+        var names: [String] = []
+        var tensors: [String: Tensor] = [:]
+        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            guard ZipArchive.isZip(bytes) else {
+                if bytes.count >= 2, bytes[0] == 0x80, bytes[1] <= 5 {
+                    throw ModelFileError.unsupported(file: file, detail: "this is PyTorch's legacy (pre-1.6, non-zip) torch.save pickle format, which is not read; re-save it from Python with torch.save(torch.load(path, weights_only=True), path) or, better, as safetensors")
+                }
+                if bytes.count > 262, bytes[257..<262].elementsEqual(Array("ustar".utf8)) {
+                    throw ModelFileError.unsupported(file: file, detail: "this is PyTorch's tar-based torch.save format (before 0.4), which is not read; re-save it as safetensors")
+                }
+                throw ModelFileError.malformed(file: file, detail: "not a torch.save zip archive (no zip signature at the start)")
+            }
+            let archive = try ZipArchive(bytes, file: file)
+            let pickles = archive.entries.filter { $0.name.hasSuffix("/data.pkl") && $0.name.dropLast("/data.pkl".count).firstIndex(of: "/") == nil }
+            guard pickles.count == 1, let pkl = pickles.first else {
+                throw ModelFileError.malformed(file: file, detail: pickles.isEmpty
+                    ? "the zip archive has no ARCHIVE/data.pkl record, so it is not a torch.save checkpoint"
+                    : "the zip archive has several data.pkl records (\(pickles.map(\.name).joined(separator: ", ")))")
+            }
+            let prefix = String(pkl.name.dropLast("data.pkl".count))
+            if let bo = archive.entry(prefix + "byteorder") {
+                let order = try archive.read(bo, in: bytes, limit: 64) { String(decoding: $0, as: UTF8.self) }
+                guard order == "little" else {
+                    throw ModelFileError.unsupported(file: file, detail: "the checkpoint was written with \(order)-endian byte order")
+                }
+            }
+            var unpickler = RestrictedUnpickler(file: file)
+            let root = try archive.read(pkl, in: bytes, limit: 1 << 30) { try unpickler.load($0) }
+            guard case .dict(var dict) = root else {
+                throw ModelFileError.unsupported(file: file, detail: "the pickle holds a \(root.kind), not a state dict (a dict of tensors)")
+            }
+            // Training checkpoints wrap the weights: {"state_dict": {...}, "epoch": ...} (open_clip, Lightning).
+            if !dict.items.contains(where: { if case .tensor = $0.value { return true } else { return false } }),
+               let inner = dict.items.first(where: { if case .string("state_dict") = $0.key { return true } else { return false } }),
+               case .dict(let d) = inner.value {
+                dict = d
+            }
+            for (k, v) in dict.items {
+                guard case .string(let name) = k else {
+                    throw ModelFileError.malformed(file: file, detail: "the state dict has a \(k.kind) key; tensor names are strings")
+                }
+                guard case .tensor(let t) = v else { continue }   // e.g. a version number beside the weights
+                guard tensors[name] == nil else { throw ModelFileError.malformed(file: file, detail: "tensor '\(name)' appears twice") }
+                let recordName = prefix + "data/" + t.storage.key
+                guard let rec = archive.entry(recordName) else {
+                    throw ModelFileError.malformed(file: file, detail: "tensor '\(name)': storage record \(recordName) is missing from the archive")
+                }
+                guard rec.method == 0 else {
+                    throw ModelFileError.unsupported(file: file, detail: "tensor '\(name)': storage record \(recordName) is compressed; torch.save stores them uncompressed")
+                }
+                let storageDType = t.storage.dtype ?? .u8
+                let (storageBytes, o1) = t.storage.numel.multipliedReportingOverflow(by: storageDType.size)
+                guard !o1, storageBytes <= rec.size else {
+                    throw ModelFileError.malformed(file: file, detail: "tensor '\(name)': storage \(t.storage.key) claims \(t.storage.numel) elements but its record holds \(rec.size) bytes")
+                }
+                // The last element the view touches must lie inside the record.
+                var last = t.offset, overflow = false, empty = false
+                for (n, s) in zip(t.shape, t.stride) {
+                    if n == 0 { empty = true; break }
+                    let (m, o2) = (n - 1).multipliedReportingOverflow(by: s)
+                    let (sum, o3) = last.addingReportingOverflow(m)
+                    overflow = overflow || o2 || o3
+                    last = sum
+                }
+                let (end, o4) = (last + 1).multipliedReportingOverflow(by: t.dtype.size)
+                guard empty || (!overflow && !o4 && end <= rec.size) else {
+                    throw ModelFileError.malformed(file: file, detail: "tensor '\(name)' (shape \(t.shape), stride \(t.stride), offset \(t.offset)) reaches past the end of its \(rec.size)-byte storage record")
+                }
+                names.append(name)
+                tensors[name] = Tensor(dtype: t.dtype, shape: t.shape, stride: t.stride, offset: t.offset,
+                                       recordOffset: rec.dataOffset, recordBytes: rec.size)
+            }
+        }
+        self.names = names
+        self.tensors = tensors
+    }
+
+    public func dtype(of name: String) -> DType? { tensors[name]?.dtype }
+
+    /// The tensor's elements in row-major order of its shape, in its own dtype (a view is gathered).
+    public func contiguousBytes(_ name: String) throws -> [UInt8] {
+        guard let t = tensors[name] else { throw ModelFileError.tensorNotFound(file: url.path, name: name) }
+        let es = t.dtype.size
+        let count = t.shape.reduce(1, *)
+        var out = [UInt8](repeating: 0, count: count * es)
+        guard count > 0 else { return out }
+        data.withUnsafeBytes { raw in
+            let base = raw.baseAddress! + t.recordOffset
+            out.withUnsafeMutableBytes { dst in
+                let rank = t.shape.count
+                // Row-major strides of the shape: a view already laid out that way is one copy.
+                var contiguous = true, expect = 1
+                for d in stride(from: rank - 1, through: 0, by: -1) where t.shape[d] != 1 {
+                    if t.stride[d] != expect { contiguous = false }
+                    expect *= t.shape[d]
+                }
+                if contiguous {
+                    dst.baseAddress!.copyMemory(from: base + t.offset * es, byteCount: count * es)
+                    return
+                }
+                var index = [Int](repeating: 0, count: rank)
+                var src = t.offset
+                for i in 0..<count {
+                    (dst.baseAddress! + i * es).copyMemory(from: base + src * es, byteCount: es)
+                    var d = rank - 1
+                    while d >= 0 {
+                        index[d] += 1
+                        src += t.stride[d]
+                        if index[d] < t.shape[d] { break }
+                        src -= t.stride[d] * t.shape[d]
+                        index[d] = 0
+                        d -= 1
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    public func floats(_ name: String) throws -> [Float] {
+        guard let t = tensors[name] else { throw ModelFileError.tensorNotFound(file: url.path, name: name) }
+        let bytes = try contiguousBytes(name)
+        let n = t.shape.reduce(1, *)
+        return [Float](unsafeUninitializedCapacity: n) { buf, count in
+            if n > 0 { bytes.withUnsafeBytes { convertToFloat(t.dtype, $0.baseAddress!, buf.baseAddress!, count: n) } }
+            count = n
+        }
+    }
+}
+
+/// The PyTorch weights of a model directory: one .bin file, or the shards listed by an index
+/// (pytorch_model.bin.index.json, adapter_model.bin...), seen as one set of tensors.
+public final class TorchCheckpoint: @unchecked Sendable {
+    public let directory: URL
+    public let files: [TorchCheckpointFile]
+    private let owner: [String: Int]
+    public let names: [String]
+
+    /// `url` is a .bin file, a .bin.index.json file, or a directory holding pytorch_model.bin(.index.json).
+    public init(url: URL) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw ModelFileError.unreadable(file: url.path, reason: "no such file or directory")
+        }
+        var target = url
+        if isDir.boolValue {
+            directory = url
+            let idx = url.appendingPathComponent("pytorch_model.bin.index.json")
+            target = fm.fileExists(atPath: idx.path) ? idx : url.appendingPathComponent("pytorch_model.bin")
+            guard fm.fileExists(atPath: target.path) else {
+                throw ModelFileError.unreadable(file: url.path, reason: "the directory has no pytorch_model.bin or pytorch_model.bin.index.json")
+            }
+        } else {
+            directory = url.deletingLastPathComponent()
+        }
+        guard target.pathExtension == "json" else {
+            let f = try TorchCheckpointFile(url: target)
+            files = [f]
+            names = f.names
+            owner = Dictionary(f.names.map { ($0, 0) }, uniquingKeysWith: { a, _ in a })
+            return
+        }
+        let map = try readWeightMap(target)
+        var shardIndex: [String: Int] = [:]
+        var shards: [TorchCheckpointFile] = []
+        var owner: [String: Int] = [:]
+        for (name, shard) in map {
+            let i: Int
+            if let k = shardIndex[shard] { i = k } else {
+                let shardURL = directory.appendingPathComponent(shard)
+                guard fm.fileExists(atPath: shardURL.path) else {
+                    throw ModelFileError.unreadable(file: shardURL.path, reason: "shard listed in \(target.lastPathComponent) (for '\(name)') is missing; download the complete checkpoint")
+                }
+                shards.append(try TorchCheckpointFile(url: shardURL))
+                i = shards.count - 1
+                shardIndex[shard] = i
+            }
+            guard shards[i].tensors[name] != nil else {
+                throw ModelFileError.malformed(file: target.path, detail: "weight_map puts '\(name)' in \(shard), which has no such tensor")
+            }
+            owner[name] = i
+        }
+        var seen: [String: Int] = [:]
+        for (i, s) in shards.enumerated() {
+            for n in s.names {
+                if let j = seen[n] {
+                    throw ModelFileError.malformed(file: target.path, detail: "tensor '\(n)' is stored in both \(shards[j].url.lastPathComponent) and \(s.url.lastPathComponent)")
+                }
+                seen[n] = i
+            }
+        }
+        files = shards
+        self.owner = owner
+        names = owner.keys.sorted()
+    }
+
+    public func dtype(of name: String) -> DType? { owner[name].flatMap { files[$0].dtype(of: name) } }
+
+    public func floats(_ name: String) throws -> [Float] {
+        guard let i = owner[name] else { throw ModelFileError.tensorNotFound(file: directory.path, name: name) }
+        return try files[i].floats(name)
+    }
+
+    public func shape(of name: String) -> [Int]? { owner[name].flatMap { files[$0].tensors[name]?.shape } }
+}
+
+/// The "weight_map" of a sharded checkpoint's index: tensor name -> shard file name (in the same directory).
+func readWeightMap(_ indexURL: URL) throws -> [(String, String)] {
+    let file = indexURL.path
+    let raw: Data
+    do { raw = try Data(contentsOf: indexURL) } catch {
+        throw ModelFileError.unreadable(file: file, reason: error.localizedDescription)
+    }
+    let json: JSONValue
+    do { json = try raw.withUnsafeBytes { try StrictJSONParser.parse($0) } } catch let e as StrictJSONParser.Failure {
+        throw ModelFileError.malformed(file: file, detail: "not valid JSON (\(e.message))")
+    }
+    let top = Dictionary(json.objectValue ?? [], uniquingKeysWith: { a, _ in a })
+    guard let map = top["weight_map"]?.objectValue else {
+        throw ModelFileError.malformed(file: file, detail: "no \"weight_map\" object")
+    }
+    return try map.map { name, v in
+        guard let shard = v.stringValue, !shard.contains("/"), !shard.hasPrefix(".") else {
+            throw ModelFileError.malformed(file: file, detail: "weight_map entry for '\(name)' is not a file name in the same directory")
+        }
+        return (name, shard)
+    }
+}
+
+extension TorchCheckpointFile: WeightSource {
+    public var tensorNames: [String] { names }
+    public func shape(of name: String) -> [Int]? { tensors[name]?.shape }
+}
+
+extension TorchCheckpoint: WeightSource {
+    public var tensorNames: [String] { names }
+}
+
+/// The weights of a model directory in the format the reference prefers: safetensors (model.safetensors,
+/// its index, or a single other .safetensors file) when present, else PyTorch's pytorch_model.bin (or
+/// its index). `files` are the weight files read, for identities and messages.
+public enum ModelWeights {
+    public static func open(directory dir: URL) throws -> (source: any WeightSource, files: [URL]) {
+        let fm = FileManager.default
+        let entries = (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
+        if entries.contains(where: { $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json" }) {
+            let c = try SafetensorsCheckpoint(url: dir)
+            return (c, c.files.map(\.url))
+        }
+        if entries.contains("pytorch_model.bin") || entries.contains("pytorch_model.bin.index.json") {
+            let c = try TorchCheckpoint(url: dir)
+            return (c, c.files.map(\.url))
+        }
+        throw ModelFileError.unreadable(file: dir.path, reason: "the directory has no weights: no model.safetensors (or its index, or another .safetensors file) and no pytorch_model.bin (or pytorch_model.bin.index.json)")
+    }
+}
