@@ -1,5 +1,5 @@
 // A policy language model as the pipeline uses it: weights and tokenizer resolved from one spec (a GGUF
-// file, an HF model directory, or an HF hub id found offline in the local cache), text in, text out.
+// file, an HF model directory, or an HF hub id from the HF cache, downloaded when missing), text in, text out.
 // This is the library call `ex2 generate` and `ex2 tokenize` wrap, and what training and describing
 // will call later.
 import Foundation

@@ -15,7 +15,7 @@ struct Describe: AsyncParsableCommand {
             reference; sampling defaults to the reference's (temperature 1, no top-k/top-p, 32 new tokens).
             """)
 
-    @Option(name: .long, help: "The language model: a .gguf file, an HF model directory, or an HF hub id in the local cache (not with --base-url).")
+    @Option(name: .long, help: "The language model: a .gguf file, an HF model directory, or an HF hub id (downloaded into the HF cache when missing; not with --base-url).")
     var policy: String?
     @Option(name: .long, help: "A PEFT LoRA adapter directory to apply to the policy.")
     var adapter: String?
