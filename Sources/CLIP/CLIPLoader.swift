@@ -20,7 +20,7 @@ extension CLIPModel {
             let rest = String(spec.dropFirst(openCLIPPrefix.count))
             if rest.hasPrefix("hf-hub:") {
                 let repo = String(rest.dropFirst("hf-hub:".count))
-                let dir = try hubSnapshot(repo, locator: locator, spec: spec)
+                let dir = try hubSnapshot(repo, locator: locator, spec: spec, kind: .openCLIPDirectory)
                 return try loadOpenCLIPDirectory(dir, tokenizer: tokenizer)
             }
             guard let colon = rest.firstIndex(of: ":") else {
@@ -130,7 +130,7 @@ extension CLIPModel {
                       tokenizer: (any CLIPTextTokenizing)?, tokenizerDir: URL?) throws -> CLIPModel {
         let arch = try cfg.architecture(name: name)
         let file: any WeightSource
-        do { file = url.pathExtension == "bin" ? try TorchCheckpointFile(url: url) : try SafetensorsFile(url: url) } catch {
+        do { file = TorchCheckpointFile.looksLikeTorchSave(url) ? try TorchCheckpointFile(url: url) : try SafetensorsFile(url: url) } catch {
             throw CLIPError.badWeights(file: url.path, detail: "\(error)")
         }
         let weights = try CLIPWeightNames.load(arch, from: file, file: url.path)
@@ -164,19 +164,24 @@ extension CLIPModel {
         }
     }
 
-    /// transformers' vocab.json + merges.txt when present, else tokenizer.json, else open_clip's
+    /// For HF CLIP: transformers' vocab.json + merges.txt, else tokenizer.json; then, for both kinds, open_clip's
     /// bpe_simple_vocab_16e6.txt.gz next to the weights, else the one $EX2_CLIP_BPE names, else, for OpenCLIP
     /// models, the copy ex2 ships: OpenCLIP hub repositories usually carry no tokenizer files because
     /// open_clip tokenizes with the vocabulary inside its Python package, which is the one shipped here.
     private static func findTokenizer(_ dir: URL?, openCLIP: Bool) throws -> (any CLIPTextTokenizing)? {
         let fm = FileManager.default
-        if let dir {
+        // open_clip never reads transformers' tokenizer files: an OpenCLIP model tokenizes with open_clip's
+        // vocabulary (a copy beside the weights, EX2_CLIP_BPE, or the one shipped here) even when a repository
+        // also carries vocab.json for transformers.
+        if let dir, !openCLIP {
             let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
             if fm.fileExists(atPath: vocab.path), fm.fileExists(atPath: merges.path) {
                 return try CLIPTokenizer(vocabJSON: vocab, mergesTXT: merges)
             }
             let json = dir.appendingPathComponent("tokenizer.json")
             if fm.fileExists(atPath: json.path) { return try CLIPTokenizer(tokenizerJSON: json) }
+        }
+        if let dir {
             let bpe = dir.appendingPathComponent("bpe_simple_vocab_16e6.txt.gz")
             if fm.fileExists(atPath: bpe.path) { return try CLIPTokenizer(bpeFile: bpe) }
         }

@@ -108,6 +108,7 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
         case .file(let f): return f
         case .openCLIPWeights(let p): return p.joined(separator: " or ")
         case .decoder: return "config.json and weights, or a .gguf file"
+        case .openCLIPDirectory: return "open_clip_config.json and open_clip weights"
         case .vlm: return "config.json or open_clip_config.json, and weights"
         }
     }
@@ -137,8 +138,11 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
         for _ in 0..<6 {
             let r = try request(.HEAD, url, what: "\(repo)/\(file)", collectBody: false)
             if (300..<400).contains(r.status), let loc = r.headers.first(name: "Location") {
-                if loc.hasPrefix("/") { url = endpoint + loc; continue }
-                return try fileMetadata(r, repo: repo, file: file, location: loc, redirected: true)
+                let next = Self.resolve(loc, against: url)
+                // A redirect on the same host (a renamed repository, the hub's resolve cache) is followed for
+                // its metadata; one to another host (the LFS storage) is where the bytes are.
+                if Self.host(of: next) == Self.host(of: url) { url = next; continue }
+                return try fileMetadata(r, repo: repo, file: file, location: next, redirected: true)
             }
             try check(r, repo: repo, file: file, revision: revision)
             return try fileMetadata(r, repo: repo, file: file, location: url, redirected: false)
@@ -156,7 +160,8 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
         var etag = raw.trimmingCharacters(in: .whitespaces)
         if etag.hasPrefix("W/") { etag.removeFirst(2) }
         etag = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        guard !etag.isEmpty, !etag.contains("/"), !etag.contains(".."), etag.utf8.count <= 128 else {
+        guard !etag.isEmpty, etag.utf8.count <= 128, !etag.hasPrefix("."), !etag.hasSuffix(".incomplete"),
+              etag.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) || $0 == 0x2d || $0 == 0x5f || $0 == 0x2e }) else {
             throw HubError("\(repo)/\(file): the etag '\(raw)' cannot name a cache file")
         }
         // A redirect's own Content-Length is its (empty) body, not the file's.
@@ -166,7 +171,7 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
 
     /// Brings snapshots/COMMIT/FILE into the cache unless it is there.
     func download(repo: String, commit: String, file: String) throws {
-        guard !file.hasPrefix("/"), !file.split(separator: "/").contains("..") else {
+        guard HubCacheLayout.isSafeRelativePath(file) else {
             throw HubError("\(repo): refusing the file name '\(file)' (it leaves the snapshot directory)")
         }
         let layout = self.layout
@@ -181,7 +186,10 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
         let lockFD = open(lockURL.path, O_CREAT | O_RDWR, 0o644)
         guard lockFD >= 0 else { throw HubError("\(lockURL.path): cannot create the lock file (\(String(cString: strerror(errno))))") }
         defer { close(lockFD) }
-        flock(lockFD, LOCK_EX)   // another ex2 or huggingface_hub downloading the same blob finishes first
+        // Another ex2 or huggingface_hub downloading the same blob finishes first.
+        while flock(lockFD, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw HubError("\(lockURL.path): cannot lock (\(String(cString: strerror(errno))))") }
+        }
         defer { flock(lockFD, LOCK_UN) }
         if !fm.fileExists(atPath: blob.path) {
             try fetchBlob(meta, repo: repo, file: file, to: blob)
@@ -237,9 +245,9 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
                             resumedFrom: Int64) throws {
         if let size = meta.size, offset >= size { return }
         var url = meta.location
-        var headers = baseHeaders()
-        if offset > 0 { headers.add(name: "Range", value: "bytes=\(offset)-") }
         for _ in 0..<6 {
+            var headers = baseHeaders(for: url)
+            if offset > 0 { headers.add(name: "Range", value: "bytes=\(offset)-") }
             guard let handle = FileHandle(forUpdatingAtPath: part.path) else {
                 throw HubError("\(part.path): cannot open the partial download for writing")
             }
@@ -259,8 +267,20 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
                 throw TransferError(message: describe(error))
             }
             if (300..<400).contains(outcome.status), let loc = outcome.location {
-                url = loc.hasPrefix("/") ? origin(of: url) + loc : loc
+                url = Self.resolve(loc, against: url)
                 continue
+            }
+            if outcome.status == 416 {
+                // Nothing left to send from `offset` (a partial file that is already whole, or longer than
+                // the file): start over; the size and sha256 checks decide what is kept.
+                try? FileManager.default.removeItem(at: part)
+                FileManager.default.createFile(atPath: part.path, contents: nil)
+                throw TransferError(message: "the server had nothing from byte \(offset) on (HTTP 416); starting over")
+            }
+            if outcome.status == 206 && outcome.rangeStart != offset {
+                try? FileManager.default.removeItem(at: part)
+                FileManager.default.createFile(atPath: part.path, contents: nil)
+                throw TransferError(message: "the server resumed at byte \(outcome.rangeStart.map(String.init) ?? "?"), not \(offset); starting over")
             }
             guard outcome.status == 200 || outcome.status == 206 else {
                 if outcome.status >= 500 || outcome.status == 429 { throw TransferError(message: "HTTP \(outcome.status)") }
@@ -274,9 +294,15 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
         throw HubError("\(url): too many redirects")
     }
 
-    private func origin(of url: String) -> String {
-        guard let u = URL(string: url), let scheme = u.scheme, let host = u.host else { return endpoint }
-        return "\(scheme)://\(host)\(u.port.map { ":\($0)" } ?? "")"
+    /// `location` (absolute, host-relative or path-relative) as an absolute URL, relative to `base`.
+    static func resolve(_ location: String, against base: String) -> String {
+        URL(string: location, relativeTo: URL(string: base))?.absoluteString ?? location
+    }
+
+    /// scheme://host:port of a URL, for deciding where the token may go.
+    static func host(of url: String) -> String {
+        guard let u = URL(string: url), let host = u.host else { return "" }
+        return "\(u.scheme ?? "")://\(host.lowercased()):\(u.port ?? (u.scheme == "https" ? 443 : 80))"
     }
 
     private func sha256(of url: URL) throws -> String {
@@ -291,11 +317,13 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
 
     struct Response { var status: Int; var headers: HTTPHeaders; var body: Data }
 
-    private func baseHeaders() -> HTTPHeaders {
+    /// The token goes to the hub's own host only, never to the storage hosts it redirects to (as
+    /// huggingface_hub does; presigned storage URLs also refuse a request that carries one).
+    private func baseHeaders(for url: String) -> HTTPHeaders {
         var h = HTTPHeaders()
         h.add(name: "User-Agent", value: "ex2/1 (huggingface_hub protocol)")
         h.add(name: "Accept-Encoding", value: "identity")
-        if let token { h.add(name: "Authorization", value: "Bearer \(token)") }
+        if let token, Self.host(of: url) == Self.host(of: endpoint) { h.add(name: "Authorization", value: "Bearer \(token)") }
         return h
     }
 
@@ -303,7 +331,7 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
         var attempt = 0
         while true {
             let req: HTTPClient.Request
-            do { req = try HTTPClient.Request(url: url, method: method, headers: baseHeaders()) } catch {
+            do { req = try HTTPClient.Request(url: url, method: method, headers: baseHeaders(for: url)) } catch {
                 throw HubError("\(url): not a URL ex2 can request (\(error)); check HF_ENDPOINT")
             }
             do {
@@ -367,7 +395,7 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
 
 /// Streams a response body into the partial file, with progress; a non-2xx answer writes nothing.
 final class FileSink: HTTPClientResponseDelegate, @unchecked Sendable {  // touched only on its event loop
-    struct Outcome: Sendable { var status: Int; var location: String?; var written: Int64 }
+    struct Outcome: Sendable { var status: Int; var location: String?; var written: Int64; var rangeStart: Int64? }
 
     let handle: FileHandle
     let offset: Int64
@@ -377,6 +405,7 @@ final class FileSink: HTTPClientResponseDelegate, @unchecked Sendable {  // touc
     let progress: (@Sendable (HubProgress) -> Void)?
     private var status = 0
     private var location: String?
+    private var rangeStart: Int64?
     private var written: Int64 = 0
     private var writing = false
     private var lastReport = Date.distantPast
@@ -392,7 +421,11 @@ final class FileSink: HTTPClientResponseDelegate, @unchecked Sendable {  // touc
         status = Int(head.status.code)
         location = head.headers.first(name: "Location")
         if status == 206 {
-            // The server resumed: the body continues the partial file where it ends.
+            // The server resumed: the body continues the partial file where it ends (checked by the caller
+            // against Content-Range: bytes START-END/TOTAL).
+            if let cr = head.headers.first(name: "Content-Range"), let sp = cr.split(separator: " ").last,
+               let start = sp.split(separator: "-").first { rangeStart = Int64(start) }
+            guard rangeStart == offset else { return task.eventLoop.makeSucceededVoidFuture() }
             writing = true
             do { try handle.seek(toOffset: UInt64(offset)) } catch { failure = error }
         } else if status == 200 {
@@ -407,6 +440,9 @@ final class FileSink: HTTPClientResponseDelegate, @unchecked Sendable {  // touc
         guard writing, failure == nil else { return task.eventLoop.makeSucceededVoidFuture() }
         buffer.withUnsafeReadableBytes { raw in
             do { try handle.write(contentsOf: Data(raw)) } catch { failure = error }
+        }
+        if let failure {   // a full disk: stop the transfer now instead of receiving the rest for nothing
+            return task.eventLoop.makeFailedFuture(HubError("\(repo)/\(file): cannot write the download to disk (\(failure)); check free space in the cache"))
         }
         written += Int64(buffer.readableBytes)
         let now = Date()
@@ -427,6 +463,6 @@ final class FileSink: HTTPClientResponseDelegate, @unchecked Sendable {  // touc
             progress?(HubProgress(repo: repo, file: file, done: (status == 206 ? offset : 0) + written, total: total ?? -1,
                                   resumedFrom: resumedFrom, finished: true))
         }
-        return Outcome(status: status, location: location, written: written)
+        return Outcome(status: status, location: location, written: written, rangeStart: rangeStart)
     }
 }

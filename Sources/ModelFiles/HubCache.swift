@@ -19,6 +19,9 @@ public enum HubModelKind: Sendable, Equatable {
     case vlm
     /// An OpenCLIP weights file, by its preferred and fallback names.
     case openCLIPWeights(preferred: [String])
+    /// An OpenCLIP repository (r-open-clip:hf-hub:): open_clip_config.json and open_clip's weights, even
+    /// where the repository also holds a transformers copy (config.json, model.safetensors).
+    case openCLIPDirectory
 }
 
 /// Downloads what the cache lacks. ModelFiles does no networking: the `Hub` target implements this.
@@ -89,8 +92,18 @@ public struct HubCacheLayout: Sendable {
     }
 
     /// Records that `revision` points at `commit` (huggingface_hub writes no ref for a commit revision).
+    /// A repository-relative path (a file name, a revision) that stays where it is put: no empty, "." or ".."
+    /// components, no leading "/", no backslashes or control characters.
+    public static func isSafeRelativePath(_ p: String) -> Bool {
+        !p.isEmpty && !p.hasPrefix("/") && !p.unicodeScalars.contains { $0.value < 0x20 || $0 == "\\" }
+            && p.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+    }
+
     public func writeRef(_ repo: String, revision: String, commit: String) throws {
         guard revision != commit else { return }
+        guard Self.isSafeRelativePath(revision), Self.isSafeRelativePath(commit), !commit.contains("/") else {
+            throw ModelFileError.malformed(file: repoFolder(repo).path, detail: "refusing the revision '\(revision)' -> '\(commit)': not a plain name")
+        }
         let ref = repoFolder(repo).appendingPathComponent("refs/\(revision)")
         try FileManager.default.createDirectory(at: ref.deletingLastPathComponent(), withIntermediateDirectories: true)
         if (try? String(contentsOf: ref, encoding: .utf8)) == commit { return }
@@ -99,6 +112,9 @@ public struct HubCacheLayout: Sendable {
 
     /// snapshots/COMMIT/PATH -> ../../blobs/ETAG (relative, as huggingface_hub makes it).
     public func link(_ repo: String, commit: String, path: String, etag: String) throws {
+        guard Self.isSafeRelativePath(path) else {
+            throw ModelFileError.malformed(file: repoFolder(repo).path, detail: "refusing the file name '\(path)': it would leave the snapshot directory")
+        }
         let fm = FileManager.default
         let dst = snapshotFolder(repo, commit: commit).appendingPathComponent(path)
         try fm.createDirectory(at: dst.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -147,6 +163,12 @@ public enum HubFileSelection {
         case .openCLIPWeights(let preferred):
             for p in preferred where have.contains(p) { return Choice(files: [p], index: nil) }
             throw ModelFileError.modelNotFound(spec: repo, searched: ["the file list of \(repo) on the hub"], hint: "\(repo) has none of \(preferred.joined(separator: ", "))")
+        case .openCLIPDirectory:
+            guard have.contains("open_clip_config.json"), var w = weights(openCLIP) else {
+                throw ModelFileError.modelNotFound(spec: repo, searched: ["the file list of \(repo) on the hub"], hint: "\(repo) is not an OpenCLIP repository: it needs open_clip_config.json and open_clip_model.safetensors or open_clip_pytorch_model.bin")
+            }
+            w.files = ["open_clip_config.json"] + ["bpe_simple_vocab_16e6.txt.gz"].filter(have.contains) + w.files
+            return w
         case .decoder, .vlm:
             let isOpenCLIP = kind == .vlm && !have.contains("config.json") && have.contains("open_clip_config.json")
             if kind == .decoder && !have.contains("config.json") {
@@ -180,10 +202,13 @@ public enum HubFileSelection {
         switch kind {
         case .file(let f): return has(f)
         case .openCLIPWeights(let preferred): return preferred.contains(where: has)
+        case .openCLIPDirectory:
+            return has("open_clip_config.json") && (has("open_clip_model.safetensors") || has("open_clip_pytorch_model.bin"))
         case .decoder, .vlm:
             if has("config.json") {
-                return has("model.safetensors") || indexComplete("model.safetensors.index.json") || has("pytorch_model.bin")
-                    || indexComplete("pytorch_model.bin.index.json")
+                // An index needs every shard it lists (a download interrupted between shards is not complete).
+                for i in ["model.safetensors.index.json", "pytorch_model.bin.index.json"] where has(i) { return indexComplete(i) }
+                return has("model.safetensors") || has("pytorch_model.bin")
                     || (((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).contains { $0.hasSuffix(".safetensors") })
             }
             if kind == .vlm && has("open_clip_config.json") {

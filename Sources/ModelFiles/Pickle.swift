@@ -16,7 +16,8 @@ indirect enum PickleValue {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case tuple([PickleValue])
+    /// The items and the nesting depth (kept, so that shared sub-tuples are never walked again).
+    case tuple([PickleValue], depth: Int)
     case list(PickleList)
     case dict(PickleDict)
     /// One of the allowed globals, by its qualified name.
@@ -43,8 +44,10 @@ indirect enum PickleValue {
     }
 }
 
-final class PickleList { var items: [PickleValue] = [] }
-final class PickleDict { var items: [(key: PickleValue, value: PickleValue)] = [] }
+/// A list or dict is frozen once it is inside another value: a pickle that then grows it (through the memo)
+/// is refused, which keeps every recorded depth exact. Pickles of state dicts build inside-out and never do it.
+final class PickleList { var items: [PickleValue] = []; var depth = 1; var frozen = false }
+final class PickleDict { var items: [(key: PickleValue, value: PickleValue)] = []; var depth = 1; var frozen = false }
 
 struct TorchStorageRef {
     let key: String
@@ -85,10 +88,25 @@ struct RestrictedUnpickler {
 
     let file: String
     private var stack: [PickleValue] = []
+    /// Nesting is capped: Swift frees nested values recursively, so a deep enough pickle would overflow the
+    /// thread's stack when its value is released. State dicts nest a handful of levels.
+    static let maxDepth = 200
+    /// Values on the stack plus marks: bounds the memory a file of push opcodes can claim.
+    static let maxStack = 1 << 22
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
 
     init(file: String) { self.file = file }
+
+    /// Depth of `v`, freezing it: it is about to become part of another value.
+    static func depth(_ v: PickleValue) -> Int {
+        switch v {
+        case .list(let l): l.frozen = true; return l.depth
+        case .dict(let d): d.frozen = true; return d.depth
+        case .tuple(_, let d): return d
+        default: return 1
+        }
+    }
 
     private func refuse(_ d: String) -> ModelFileError {
         .unsupported(file: file, detail: "data.pkl: \(d); nothing in the file was executed")
@@ -104,6 +122,7 @@ struct RestrictedUnpickler {
         while true {
             let at = r.position
             let op = try r.u8("opcode")
+            guard stack.count + marks.count < Self.maxStack else { throw bad("more than \(Self.maxStack) values on the stack", at: at) }
             func pop() throws -> PickleValue {
                 guard let v = stack.popLast(), marks.last.map({ stack.count >= $0 }) ?? true else {
                     throw bad("opcode 0x\(String(op, radix: 16)) pops an empty stack", at: at)
@@ -136,7 +155,7 @@ struct RestrictedUnpickler {
             case 0x80: _ = try r.u8("protocol")                                   // PROTO
             case 0x95: _ = try r.u64("frame length")                               // FRAME
             case 0x28: marks.append(stack.count)                                   // MARK
-            case 0x29: stack.append(.tuple([]))                                    // EMPTY_TUPLE
+            case 0x29: stack.append(.tuple([], depth: 1))                                    // EMPTY_TUPLE
             case 0x5d: stack.append(.list(PickleList()))                           // EMPTY_LIST
             case 0x7d: stack.append(.dict(PickleDict()))                           // EMPTY_DICT
             case 0x4e: stack.append(.none)                                         // NONE
@@ -154,7 +173,7 @@ struct RestrictedUnpickler {
                 if n > 0, n < 8, b[n - 1] & 0x80 != 0 { v |= ~0 << (8 * UInt64(n)) }
                 stack.append(.int(Int(Int64(bitPattern: v))))
             case 0x47:                                                             // BINFLOAT (big-endian)
-                stack.append(.float(Double(bitPattern: UInt64(bigEndian: try r.u64("BINFLOAT").littleEndian))))
+                stack.append(.float(Double(bitPattern: try r.u64("BINFLOAT").byteSwapped)))
             case 0x58: stack.append(.string(try string(try length(UInt64(try r.u32("BINUNICODE length"))), "BINUNICODE")))
             case 0x8c: stack.append(.string(try string(Int(try r.u8("SHORT_BINUNICODE length")), "SHORT_BINUNICODE")))
             case 0x8d: stack.append(.string(try string(try length(try r.u64("BINUNICODE8 length")), "BINUNICODE8")))
@@ -181,31 +200,50 @@ struct RestrictedUnpickler {
                     throw bad("STACK_GLOBAL needs two strings", at: at)
                 }
                 stack.append(try global(m, n))
-            case 0x74: stack.append(.tuple(try popMark()))                          // TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))                            // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))        // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))  // TUPLE3
+            case 0x74, 0x85, 0x86, 0x87:                                           // TUPLE, TUPLE1..3
+                var items: [PickleValue]
+                switch op {
+                case 0x74: items = try popMark()
+                case 0x85: items = [try pop()]
+                case 0x86: let b = try pop(), a = try pop(); items = [a, b]
+                default: let c = try pop(), b = try pop(), a = try pop(); items = [a, b, c]
+                }
+                let t = PickleValue.tuple(items, depth: 1 + (items.map(Self.depth).max() ?? 0))
+                guard Self.depth(t) <= Self.maxDepth else { throw bad("values nested more than \(Self.maxDepth) deep", at: at) }
+                stack.append(t)
             case 0x61:                                                             // APPEND
                 let v = try pop()
                 guard case .list(let l) = stack.last else { throw bad("APPEND to a non-list", at: at) }
+                guard !l.frozen else { throw refuse("a list grown after it was placed inside another value (byte \(at))") }
+                l.depth = max(l.depth, 1 + Self.depth(v))
+                guard l.depth <= Self.maxDepth else { throw bad("values nested more than \(Self.maxDepth) deep", at: at) }
                 l.items.append(v)
             case 0x65:                                                             // APPENDS
                 let items = try popMark()
                 guard case .list(let l) = stack.last else { throw bad("APPENDS to a non-list", at: at) }
+                guard !l.frozen else { throw refuse("a list grown after it was placed inside another value (byte \(at))") }
+                l.depth = max(l.depth, 1 + (items.map(Self.depth).max() ?? 0))
+                guard l.depth <= Self.maxDepth else { throw bad("values nested more than \(Self.maxDepth) deep", at: at) }
                 l.items += items
             case 0x73:                                                             // SETITEM
                 let v = try pop(), k = try pop()
                 guard case .dict(let d) = stack.last else { throw bad("SETITEM on a non-dict", at: at) }
+                guard !d.frozen else { throw refuse("a dict grown after it was placed inside another value (byte \(at))") }
+                d.depth = max(d.depth, 1 + max(Self.depth(k), Self.depth(v)))
+                guard d.depth <= Self.maxDepth else { throw bad("values nested more than \(Self.maxDepth) deep", at: at) }
                 d.items.append((k, v))
             case 0x75:                                                             // SETITEMS
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw bad("SETITEMS with an odd number of items", at: at) }
                 guard case .dict(let d) = stack.last else { throw bad("SETITEMS on a non-dict", at: at) }
+                guard !d.frozen else { throw refuse("a dict grown after it was placed inside another value (byte \(at))") }
+                d.depth = max(d.depth, 1 + (items.map(Self.depth).max() ?? 0))
+                guard d.depth <= Self.maxDepth else { throw bad("values nested more than \(Self.maxDepth) deep", at: at) }
                 for i in stride(from: 0, to: items.count, by: 2) { d.items.append((items[i], items[i + 1])) }
             case 0x71, 0x72, 0x94:                                                 // BINPUT, LONG_BINPUT, MEMOIZE
                 let k = op == 0x71 ? Int(try r.u8("BINPUT")) : op == 0x72 ? Int(try r.u32("LONG_BINPUT")) : memo.count
                 guard let top = stack.last else { throw bad("memoizing an empty stack", at: at) }
-                guard memo.count < maxMemo else { throw bad("more than \(maxMemo) memo entries", at: at) }
+                guard memo.count < maxMemo || memo[k] != nil else { throw bad("more than \(maxMemo) memo entries", at: at) }
                 memo[k] = top
             case 0x68, 0x6a:                                                       // BINGET, LONG_BINGET
                 let k = op == 0x68 ? Int(try r.u8("BINGET")) : Int(try r.u32("LONG_BINGET"))
@@ -238,7 +276,7 @@ struct RestrictedUnpickler {
 
     /// torch.save's persistent id: ('storage', storage type, key, location, element count).
     private func persistent(_ pid: PickleValue, at: Int) throws -> PickleValue {
-        guard case .tuple(let t) = pid, t.count == 5, case .string("storage") = t[0], case .global(let type) = t[1],
+        guard case .tuple(let t, _) = pid, t.count == 5, case .string("storage") = t[0], case .global(let type) = t[1],
               case .string(let key) = t[2], case .int(let numel) = t[4], numel >= 0 else {
             throw refuse("a persistent id that is not a torch storage reference (byte \(at))")
         }
@@ -255,9 +293,9 @@ struct RestrictedUnpickler {
         guard case .global(let f) = callable, Self.callables.contains(f) else {
             throw refuse("REDUCE calls a \(callable.kind) (byte \(at)); only a state dict's rebuild functions are interpreted")
         }
-        guard case .tuple(let a) = args else { throw bad("REDUCE arguments are not a tuple", at: at) }
+        guard case .tuple(let a, _) = args else { throw bad("REDUCE arguments are not a tuple", at: at) }
         func ints(_ v: PickleValue, _ what: String) throws -> [Int] {
-            guard case .tuple(let t) = v else { throw bad("\(f): \(what) is a \(v.kind), not a tuple", at: at) }
+            guard case .tuple(let t, _) = v else { throw bad("\(f): \(what) is a \(v.kind), not a tuple", at: at) }
             return try t.map {
                 guard case .int(let i) = $0 else { throw bad("\(f): \(what) holds a \($0.kind)", at: at) }
                 return i

@@ -90,8 +90,20 @@ public final class TorchCheckpointFile: @unchecked Sendable {  // immutable afte
                 guard !o1, storageBytes <= rec.size else {
                     throw ModelFileError.malformed(file: file, detail: "tensor '\(name)': storage \(t.storage.key) claims \(t.storage.numel) elements but its record holds \(rec.size) bytes")
                 }
-                // The last element the view touches must lie inside the record.
-                var last = t.offset, overflow = false, empty = false
+                // The element count must not overflow, and a view repeating elements (stride 0) may not
+                // claim more than 4 GiB; the last element the view touches must lie inside the record.
+                var numel = 1, overflow = false, empty = false
+                for n in t.shape {
+                    let (m, o) = numel.multipliedReportingOverflow(by: n)
+                    overflow = overflow || o
+                    numel = m
+                }
+                let (byteCount, o0) = numel.multipliedReportingOverflow(by: t.dtype.size)
+                let cap = t.stride.contains(0) ? 1 << 32 : rec.size
+                guard !overflow, !o0, byteCount <= cap else {
+                    throw ModelFileError.malformed(file: file, detail: "tensor '\(name)' (shape \(t.shape), stride \(t.stride)) claims more elements than its \(rec.size)-byte storage record can give")
+                }
+                var last = t.offset
                 for (n, s) in zip(t.shape, t.stride) {
                     if n == 0 { empty = true; break }
                     let (m, o2) = (n - 1).multipliedReportingOverflow(by: s)
@@ -99,8 +111,9 @@ public final class TorchCheckpointFile: @unchecked Sendable {  // immutable afte
                     overflow = overflow || o2 || o3
                     last = sum
                 }
-                let (end, o4) = (last + 1).multipliedReportingOverflow(by: t.dtype.size)
-                guard empty || (!overflow && !o4 && end <= rec.size) else {
+                let (past, o5) = last.addingReportingOverflow(1)
+                let (end, o4) = past.multipliedReportingOverflow(by: t.dtype.size)
+                guard empty || (!overflow && !o4 && !o5 && end <= rec.size) else {
                     throw ModelFileError.malformed(file: file, detail: "tensor '\(name)' (shape \(t.shape), stride \(t.stride), offset \(t.offset)) reaches past the end of its \(rec.size)-byte storage record")
                 }
                 names.append(name)
@@ -108,8 +121,21 @@ public final class TorchCheckpointFile: @unchecked Sendable {  // immutable afte
                                        recordOffset: rec.dataOffset, recordBytes: rec.size)
             }
         }
+        // DataParallel training checkpoints prefix every name with "module." (open_clip strips it too).
+        if !names.isEmpty, names.allSatisfy({ $0.hasPrefix("module.") }) {
+            names = names.map { String($0.dropFirst("module.".count)) }
+            tensors = Dictionary(uniqueKeysWithValues: tensors.map { (String($0.key.dropFirst("module.".count)), $0.value) })
+        }
         self.names = names
         self.tensors = tensors
+    }
+
+    /// Whether `url` starts like a torch.save file (a zip archive, or the legacy pickle), not safetensors.
+    public static func looksLikeTorchSave(_ url: URL) -> Bool {
+        guard let h = FileHandle(forReadingAtPath: url.path) else { return false }
+        defer { try? h.close() }
+        let b = [UInt8]((try? h.read(upToCount: 4)) ?? Data())
+        return b == [0x50, 0x4B, 0x03, 0x04] || (b.count >= 2 && b[0] == 0x80 && b[1] <= 5)
     }
 
     public func dtype(of name: String) -> DType? { tensors[name]?.dtype }
@@ -118,7 +144,7 @@ public final class TorchCheckpointFile: @unchecked Sendable {  // immutable afte
     public func contiguousBytes(_ name: String) throws -> [UInt8] {
         guard let t = tensors[name] else { throw ModelFileError.tensorNotFound(file: url.path, name: name) }
         let es = t.dtype.size
-        let count = t.shape.reduce(1, *)
+        let count = t.shape.reduce(1, *)   // checked against overflow and the record when the file was opened
         var out = [UInt8](repeating: 0, count: count * es)
         guard count > 0 else { return out }
         data.withUnsafeBytes { raw in

@@ -54,7 +54,7 @@ struct ZipArchive {
             var l = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[(eocd - 20)...]), file: file)
             try l.skip(8, "ZIP64 locator")
             let at = try l.u64("ZIP64 record offset")
-            guard at <= UInt64(n - 56) else { throw bad("ZIP64 record offset \(at) is outside the \(n)-byte file") }
+            guard n >= 56, at <= UInt64(n - 56) else { throw bad("ZIP64 record offset \(at) is outside the \(n)-byte file") }
             var z = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[Int(at)...]), file: file)
             guard try z.u32("ZIP64 record") == 0x0606_4b50 else { throw bad("no ZIP64 end-of-central-directory record at \(at)") }
             try z.skip(8 + 2 + 2 + 4 + 4 + 8, "ZIP64 record")

@@ -11,13 +11,16 @@ enum HTMLUnescape {
         var named: [String: String] = [:]
         var remapped: [UInt32: String] = [:]
         var dropped: [ClosedRange<UInt32>] = []
-        var longestName = 0
     }
 
     static let tables: Tables = {
         var t = Tables()
         guard let url = Bundle.module.url(forResource: "html_unescape", withExtension: "tsv", subdirectory: "Resources"),
-              let text = try? String(contentsOf: url, encoding: .utf8) else { return t }
+              let text = try? String(contentsOf: url, encoding: .utf8) else {
+            // A broken install: say so once rather than silently tokenizing entities differently.
+            FileHandle.standardError.write(Data("ex2: warning: html_unescape.tsv is missing from the Tokenizers resources; HTML entities in open_clip texts are left as they are\n".utf8))
+            return t
+        }
         func chars(_ hex: Substring) -> String {
             String(String.UnicodeScalarView(hex.split(separator: " ").compactMap { UInt32($0, radix: 16).flatMap(Unicode.Scalar.init) }))
         }
@@ -33,7 +36,6 @@ enum HTMLUnescape {
                 t.remapped[n] = chars(parts[1])
             } else {
                 t.named[String(parts[0])] = chars(parts[1])
-                t.longestName = max(t.longestName, parts[0].count)
             }
         }
         return t
@@ -81,14 +83,17 @@ enum HTMLUnescape {
             while k < u.count && k - j < 32 && !["\t", "\n", "\u{0C}", " ", "<", "&", "#", ";"].contains(u[k]) { k += 1 }
             guard k > j else { out.append(u[i]); i += 1; continue }
             if k < u.count && u[k] == ";" { k += 1 }
-            let name = String(String.UnicodeScalarView(u[j..<k]))
-            if let v = t.named[name] {
+            let scalars = Array(u[j..<k])
+            // Names are ASCII and Python compares code points; Swift's String equality is canonical
+            // equivalence (U+037E equals ';'), so only ASCII prefixes are ever looked up.
+            let ascii = scalars.prefix { $0.isASCII }.count
+            let name = String(String.UnicodeScalarView(scalars))
+            if ascii == scalars.count, let v = t.named[name] {
                 out.append(contentsOf: v.unicodeScalars)
             } else {
                 // The longest known prefix (at least 2 characters), the rest kept as text.
-                let scalars = Array(name.unicodeScalars)
                 var matched = false
-                var x = scalars.count - 1
+                var x = min(scalars.count - 1, ascii)
                 while x > 1 {
                     let prefix = String(String.UnicodeScalarView(scalars[0..<x]))
                     if let v = t.named[prefix] {

@@ -198,6 +198,9 @@ final class HubTests: XCTestCase {
         let allowed = try embed("org/gated-clip", env(hub, cache: cache, ["HF_TOKEN": "hf_secret"]))
         XCTAssertTrue(allowed.ok, allowed.output)
         XCTAssertTrue(hub.requests().contains { ($0["auth"] as? Bool) == true && ($0["status"] as? Int) == 200 })
+        let cdn = hub.requests().filter { ($0["server"] as? String) == "cdn" }
+        XCTAssertFalse(cdn.isEmpty)
+        XCTAssertFalse(cdn.contains { ($0["auth"] as? Bool) == true }, "the token never goes to the storage host: \(cdn)")
 
         let missing = try embed("org/no-such-model", env(hub, cache: cache))
         XCTAssertFalse(missing.ok)
@@ -230,6 +233,10 @@ final class HubTests: XCTestCase {
 
     func testOpenCLIPHubRepoAndPretrainedTag() throws {
         try addRepo("org/bare-openclip", from: Self.openclipBare)
+        // Like laion's repositories, it also holds a transformers copy; r-open-clip:hf-hub: must use open_clip's files.
+        for f in ["config.json", "model.safetensors", "preprocessor_config.json"] {
+            try fm.copyItem(at: Self.hfTiny.appendingPathComponent(f), to: repos.appendingPathComponent("org/bare-openclip/\(f)"))
+        }
         // A repository under the name open_clip's table gives ViT-B-32:laion2b_s34b_b79k, holding both weight
         // formats (tiny ones, so the load fails on shapes after the download).
         let tagRepo = repos.appendingPathComponent("laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
@@ -245,8 +252,10 @@ final class HubTests: XCTestCase {
         let viaHub = try embed("r-open-clip:hf-hub:org/bare-openclip", env(hub, cache: cache), texts: texts)
         XCTAssertTrue(viaHub.ok, viaHub.output)
         XCTAssertEqual(viaHub.npy, local.npy)
-        let plainID = try embed("org/bare-openclip", env(hub, cache: cache, ["HF_HUB_OFFLINE": "1"]), texts: texts)
-        XCTAssertEqual(plainID.npy, local.npy, plainID.output)
+        // The plain hub id, into a fresh cache, is what transformers would load: the HF CLIP copy (images only:
+        // hf_tiny has no tokenizer). (A cache already holding the complete OpenCLIP files serves it as is.)
+        let plainID = try embed("org/bare-openclip", env(hub, cache: work.appendingPathComponent("cache-plain")))
+        XCTAssertEqual(plainID.npy, try embed(Self.hfTiny.path, env(nil, cache: cache)).npy, plainID.output)
 
         let tag = try embed("r-open-clip:ViT-B-32:laion2b_s34b_b79k", env(hub, cache: cache), texts: texts)
         XCTAssertFalse(tag.ok, "tiny weights under a ViT-B-32 name must not load")
@@ -267,6 +276,15 @@ final class HubTests: XCTestCase {
         for shard in ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json", "config.json"] {
             XCTAssertTrue(fm.fileExists(atPath: dir.appendingPathComponent(shard).path), shard)
         }
+        // A run interrupted between shards leaves the index without its second shard: the next run fetches it.
+        let second = dir.appendingPathComponent("pytorch_model-00002-of-00002.bin")
+        try fm.removeItem(at: second.resolvingSymlinksInPath())
+        try fm.removeItem(at: second)
+        let before = hub.requests().count
+        guard case .hfDirectory(let again) = try locator.resolve("org/tiny-llama-bin") else { return XCTFail("not an HF directory") }
+        XCTAssertEqual(again, dir)
+        XCTAssertTrue(fm.fileExists(atPath: second.path))
+        XCTAssertGreaterThan(hub.requests().count, before)
         let model = try DecoderModel.load(hfDirectory: dir)
         let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.torchBin.appendingPathComponent("tiny_llama_bin.json"))) as! [String: Any]
         let tokens = try XCTUnwrap(expected["tokens"] as? [Int])

@@ -123,3 +123,87 @@ final class TorchCheckpointTests: XCTestCase {
         }
     }
 }
+
+/// Hand-built torch.save archives for the cases no honest torch.save writes: views that claim more elements
+/// than exist, offsets at the edge of Int, nesting deep enough to exhaust the stack, a zip too short for ZIP64.
+final class TorchCheckpointHostileShapeTests: XCTestCase {
+    /// A stored zip of `entries` (no CRCs: the reader does not check them).
+    static func zip(_ entries: [(String, [UInt8])]) -> Data {
+        var out = [UInt8](), central = [UInt8]()
+        func u16(_ v: Int, _ b: inout [UInt8]) { b += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
+        func u32(_ v: Int, _ b: inout [UInt8]) { for i in 0..<4 { b.append(UInt8((v >> (8 * i)) & 0xff)) } }
+        for (name, data) in entries {
+            let offset = out.count
+            let n = Array(name.utf8)
+            u32(0x0403_4b50, &out); u16(20, &out); u16(0, &out); u16(0, &out); u32(0, &out); u32(0, &out)
+            u32(data.count, &out); u32(data.count, &out); u16(n.count, &out); u16(0, &out)
+            out += n + data
+            u32(0x0201_4b50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(0, &central)
+            u32(0, &central); u32(0, &central); u32(data.count, &central); u32(data.count, &central)
+            u16(n.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central)
+            u32(0, &central); u32(offset, &central)
+            central += n
+        }
+        let cdOffset = out.count
+        out += central
+        u32(0x0605_4b50, &out); u16(0, &out); u16(0, &out); u16(entries.count, &out); u16(entries.count, &out)
+        u32(central.count, &out); u32(cdOffset, &out); u16(0, &out)
+        return Data(out)
+    }
+
+    static func long(_ v: Int) -> [UInt8] { [0x8a, 8] + withUnsafeBytes(of: Int64(v).littleEndian) { Array($0) } }
+    static func str(_ s: String) -> [UInt8] { [0x8c, UInt8(s.utf8.count)] + Array(s.utf8) }
+
+    /// {"w": _rebuild_tensor_v2(storage '0' of `numel` floats, offset, size, stride)} over a record of `bytes` bytes.
+    static func checkpoint(numel: Int, offset: Int, size: [Int], stride: [Int], type: String = "FloatStorage", bytes: Int) -> Data {
+        var p: [UInt8] = [0x80, 0x02, 0x7d] + str("w")
+        p += Array("ctorch._utils\n_rebuild_tensor_v2\n".utf8)
+        p += [0x28, 0x28] + str("storage") + Array("ctorch\n\(type)\n".utf8) + str("0") + str("cpu") + long(numel) + [0x74, 0x51]
+        p += long(offset)
+        p += [0x28] + size.flatMap(long) + [0x74]
+        p += [0x28] + stride.flatMap(long) + [0x74]
+        p += [0x89, 0x74, 0x52, 0x73, 0x2e]
+        return zip([("archive/data.pkl", p), ("archive/data/0", [UInt8](repeating: 1, count: bytes))])
+    }
+
+    func open(_ d: Data) throws -> TorchCheckpointFile { try TorchCheckpointFile(data: d, url: URL(fileURLWithPath: "/hostile.bin")) }
+
+    func testHandBuiltCheckpointReads() throws {
+        let f = try open(Self.checkpoint(numel: 6, offset: 1, size: [2, 2], stride: [1, 2], bytes: 24))
+        XCTAssertEqual(f.names, ["w"])
+        XCTAssertEqual(f.shape(of: "w"), [2, 2])
+        XCTAssertEqual(try f.contiguousBytes("w").count, 16)
+    }
+
+    func testViewsClaimingTooManyElementsAreRefused() throws {
+        // Stride 0 repeats one element: 2^61 + 1 of them would overflow the byte count; 2^36 would ask for 256 GiB.
+        for size in [(1 << 61) + 1, 1 << 36] {
+            XCTAssertThrowsError(try open(Self.checkpoint(numel: 1, offset: 0, size: [size], stride: [0], bytes: 4)), "\(size)")
+        }
+        XCTAssertThrowsError(try open(Self.checkpoint(numel: 1, offset: 0, size: [1 << 32, 1 << 32], stride: [1, 1], bytes: 4)))
+        // An offset at Int.max: offset + 1 must not wrap round into a "small" end.
+        XCTAssertThrowsError(try open(Self.checkpoint(numel: 1, offset: Int.max, size: [], stride: [], type: "ByteStorage", bytes: 1)))
+        XCTAssertThrowsError(try open(Self.checkpoint(numel: 1, offset: 0, size: [2], stride: [Int.max], bytes: 4)))
+        XCTAssertThrowsError(try open(Self.checkpoint(numel: 1 << 62, offset: 0, size: [1], stride: [1], type: "DoubleStorage", bytes: 8)))
+    }
+
+    func testDeepNestingIsRefusedNotACrash() throws {
+        let tuples = [UInt8](repeating: 0x85, count: 2_000_000)                                   // (((None,),),) ...
+        let lists = [UInt8](repeating: 0x5d, count: 300) + [UInt8](repeating: 0x61, count: 299)  // [[[...]]]
+        for body in [tuples, lists] {
+            let p: [UInt8] = [0x80, 0x02, 0x4e] + body + [0x2e]
+            XCTAssertThrowsError(try open(Self.zip([("archive/data.pkl", p)]))) { XCTAssertTrue("\($0)".contains("nested"), "\($0)") }
+        }
+        // A list grown through the memo after it was nested would make the recorded depth wrong: refused.
+        let grow: [UInt8] = [0x80, 0x02, 0x5d, 0x71, 0x00, 0x5d, 0x68, 0x00, 0x61, 0x68, 0x00, 0x5d, 0x61, 0x2e]
+        XCTAssertThrowsError(try open(Self.zip([("archive/data.pkl", grow)])))
+    }
+
+    func testTinyZip64ClaimIsRefused() throws {
+        // PK\3\4, filler, a ZIP64 locator pointing far away, an end record saying "see ZIP64": 50 bytes.
+        var d = [UInt8]([0x50, 0x4b, 0x03, 0x04, 0, 0, 0, 0])
+        d += [0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0] + [0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff] + [1, 0, 0, 0]
+        d += [0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff] + [0, 0, 0, 0] + [0, 0, 0, 0] + [0, 0]
+        XCTAssertThrowsError(try open(Data(d)))
+    }
+}
