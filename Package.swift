@@ -21,6 +21,8 @@ let package = Package(
         // The judge's HTTP client (`ex2 inspect`) and the OpenAI-compatible server (`ex2 serve`).
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        // BoringSSL's SHA-256 (SHA-NI / AVX2): the hub client checks every downloaded LFS blob.
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
@@ -49,6 +51,7 @@ let package = Package(
         // Downloads into the Hugging Face cache (the huggingface_hub protocol) for every model spec.
         .target(name: "Hub", dependencies: [
             "ModelFiles", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Concepts", dependencies: ["Imaging", "ModelFiles"], resources: [.copy("Resources")], swiftSettings: fastMath),
         .target(name: "PPO", dependencies: ["Llama", "Tensors"], swiftSettings: fastMath),

@@ -11,6 +11,7 @@
 // makes no request at all. Progress goes to a callback, for the command line's progress bar.
 
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import ModelFiles
 import NIOCore
@@ -308,8 +309,8 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
     private func sha256(of url: URL) throws -> String {
         guard let h = FileHandle(forReadingAtPath: url.path) else { throw HubError("\(url.path): cannot read the download back") }
         defer { try? h.close() }
-        var s = SHA256()
-        while let d = try h.read(upToCount: 1 << 22), !d.isEmpty { s.update(d) }
+        var s = Crypto.SHA256()   // BoringSSL's: about 4x this machine's portable SHA-256 (SHA-NI)
+        while let d = try h.read(upToCount: 1 << 22), !d.isEmpty { s.update(data: d) }
         return s.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
