@@ -193,55 +193,9 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {  // immutable af
             return
         }
         let indexURL = index!
-        let file = indexURL.path
-        let raw: Data
-        do { raw = try Data(contentsOf: indexURL) } catch {
-            throw ModelFileError.unreadable(file: file, reason: error.localizedDescription)
-        }
-        let json: JSONValue
-        do { json = try raw.withUnsafeBytes { try StrictJSONParser.parse($0) } } catch let e as StrictJSONParser.Failure {
-            throw ModelFileError.malformed(file: file, detail: "not valid JSON (\(e.message))")
-        }
-        let top = Dictionary(json.objectValue ?? [], uniquingKeysWith: { a, _ in a })
-        guard let map = top["weight_map"]?.objectValue else {
-            throw ModelFileError.malformed(file: file, detail: "no \"weight_map\" object")
-        }
-        var meta: [String: String] = [:]
-        for (k, v) in top["metadata"]?.objectValue ?? [] { if let s = v.stringValue { meta[k] = s } }
-        metadata = meta
-
-        var shardIndex: [String: Int] = [:]
-        var shards: [SafetensorsFile] = []
-        var owner: [String: Int] = [:]
-        for (name, v) in map {
-            guard let shard = v.stringValue, !shard.contains("/"), !shard.hasPrefix(".") else {
-                throw ModelFileError.malformed(file: file, detail: "weight_map entry for '\(name)' is not a file name in the same directory")
-            }
-            let i: Int
-            if let k = shardIndex[shard] { i = k } else {
-                let shardURL = directory.appendingPathComponent(shard)
-                guard FileManager.default.fileExists(atPath: shardURL.path) else {
-                    throw ModelFileError.unreadable(file: shardURL.path, reason: "shard listed in \(indexURL.lastPathComponent) (for '\(name)') is missing; download the complete checkpoint")
-                }
-                shards.append(try SafetensorsFile(url: shardURL))
-                i = shards.count - 1
-                shardIndex[shard] = i
-            }
-            guard shards[i].tensors[name] != nil else {
-                throw ModelFileError.malformed(file: file, detail: "weight_map puts '\(name)' in \(shard), which has no such tensor")
-            }
-            owner[name] = i
-        }
-        // A tensor stored in two shards would make the result depend on which one we read.
-        var seen: [String: Int] = [:]
-        for (i, s) in shards.enumerated() {
-            for n in s.names {
-                if let j = seen[n] {
-                    throw ModelFileError.malformed(file: file, detail: "tensor '\(n)' is stored in both \(shards[j].url.lastPathComponent) and \(s.url.lastPathComponent)")
-                }
-                seen[n] = i
-            }
-        }
+        metadata = try readIndexMetadata(indexURL)
+        let (shards, owner) = try loadShards(index: indexURL, directory: directory, open: SafetensorsFile.init(url:),
+                                             names: \.names, url: \.url)
         files = shards
         self.owner = owner
         names = owner.keys.sorted()

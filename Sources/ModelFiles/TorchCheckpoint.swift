@@ -224,35 +224,8 @@ public final class TorchCheckpoint: @unchecked Sendable {
             owner = Dictionary(f.names.map { ($0, 0) }, uniquingKeysWith: { a, _ in a })
             return
         }
-        let map = try readWeightMap(target)
-        var shardIndex: [String: Int] = [:]
-        var shards: [TorchCheckpointFile] = []
-        var owner: [String: Int] = [:]
-        for (name, shard) in map {
-            let i: Int
-            if let k = shardIndex[shard] { i = k } else {
-                let shardURL = directory.appendingPathComponent(shard)
-                guard fm.fileExists(atPath: shardURL.path) else {
-                    throw ModelFileError.unreadable(file: shardURL.path, reason: "shard listed in \(target.lastPathComponent) (for '\(name)') is missing; download the complete checkpoint")
-                }
-                shards.append(try TorchCheckpointFile(url: shardURL))
-                i = shards.count - 1
-                shardIndex[shard] = i
-            }
-            guard shards[i].tensors[name] != nil else {
-                throw ModelFileError.malformed(file: target.path, detail: "weight_map puts '\(name)' in \(shard), which has no such tensor")
-            }
-            owner[name] = i
-        }
-        var seen: [String: Int] = [:]
-        for (i, s) in shards.enumerated() {
-            for n in s.names {
-                if let j = seen[n] {
-                    throw ModelFileError.malformed(file: target.path, detail: "tensor '\(n)' is stored in both \(shards[j].url.lastPathComponent) and \(s.url.lastPathComponent)")
-                }
-                seen[n] = i
-            }
-        }
+        let (shards, owner) = try loadShards(index: target, directory: directory, open: TorchCheckpointFile.init(url:),
+                                             names: \.names, url: \.url)
         files = shards
         self.owner = owner
         names = owner.keys.sorted()
@@ -289,6 +262,56 @@ func readWeightMap(_ indexURL: URL) throws -> [(String, String)] {
         }
         return (name, shard)
     }
+}
+
+/// The string values of a sharded checkpoint index's "metadata".
+func readIndexMetadata(_ indexURL: URL) throws -> [String: String] {
+    guard let raw = try? Data(contentsOf: indexURL),
+          let json = try? raw.withUnsafeBytes({ try StrictJSONParser.parse($0) }) else { return [:] }
+    let top = Dictionary(json.objectValue ?? [], uniquingKeysWith: { a, _ in a })
+    var meta: [String: String] = [:]
+    for (k, v) in top["metadata"]?.objectValue ?? [] { if let s = v.stringValue { meta[k] = s } }
+    return meta
+}
+
+/// The shards an index names, opened once each, and which shard holds each tensor. A shard the index names
+/// but the directory lacks, a tensor the index puts in a shard that does not hold it, and a tensor stored in
+/// two shards (the result would depend on which one is read) are errors naming the files.
+func loadShards<F>(index indexURL: URL, directory: URL, open: (URL) throws -> F, names: (F) -> [String],
+                   url: (F) -> URL) throws -> (files: [F], owner: [String: Int]) {
+    let file = indexURL.path
+    var shardIndex: [String: Int] = [:]
+    var shards: [F] = []
+    var shardNames: [Set<String>] = []
+    var owner: [String: Int] = [:]
+    for (name, shard) in try readWeightMap(indexURL) {
+        let i: Int
+        if let k = shardIndex[shard] { i = k } else {
+            let shardURL = directory.appendingPathComponent(shard)
+            guard FileManager.default.fileExists(atPath: shardURL.path) else {
+                throw ModelFileError.unreadable(file: shardURL.path, reason: "shard listed in \(indexURL.lastPathComponent) (for '\(name)') is missing; download the complete checkpoint")
+            }
+            let f = try open(shardURL)
+            shards.append(f)
+            shardNames.append(Set(names(f)))
+            i = shards.count - 1
+            shardIndex[shard] = i
+        }
+        guard shardNames[i].contains(name) else {
+            throw ModelFileError.malformed(file: file, detail: "weight_map puts '\(name)' in \(shard), which has no such tensor")
+        }
+        owner[name] = i
+    }
+    var seen: [String: Int] = [:]
+    for (i, s) in shards.enumerated() {
+        for n in names(s) {
+            if let j = seen[n] {
+                throw ModelFileError.malformed(file: file, detail: "tensor '\(n)' is stored in both \(url(shards[j]).lastPathComponent) and \(url(s).lastPathComponent)")
+            }
+            seen[n] = i
+        }
+    }
+    return (shards, owner)
 }
 
 extension TorchCheckpointFile: WeightSource {
