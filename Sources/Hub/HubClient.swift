@@ -66,7 +66,7 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
         self.progress = progress
         var config = HTTPClient.Configuration()
         config.redirectConfiguration = .disallow
-        config.timeout = .init(connect: .seconds(20), read: .seconds(60))
+        config.timeout = .init(connect: .seconds(10), read: .seconds(60))
         config.decompression = .disabled
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
@@ -347,7 +347,10 @@ public final class HubClient: HubFetching, @unchecked Sendable {  // immutable a
                 return Response(status: Int(r.status.code), headers: r.headers, body: body)
             } catch {
                 attempt += 1
-                guard attempt <= maxRetries else {
+                // A host that does not resolve will not resolve in a few seconds either (and each lookup can
+                // take its own timeout): say so at once rather than after minutes of retries.
+                let unresolvable = "\(error)".contains("DNS error") || "\(error)".contains("UnknownHost")
+                guard attempt <= maxRetries, !unresolvable else {
                     throw HubError("cannot reach \(endpoint) for \(what): \(describe(error)); check the network, or set HF_HUB_OFFLINE=1 to use only the cache (\(cache.path))")
                 }
                 Thread.sleep(forTimeInterval: min(8, 0.25 * Double(1 << min(attempt, 5))))
