@@ -117,7 +117,7 @@ extension CLIPModel {
     }
 
     static func openCLIPWeights(in dir: URL, spec: String,
-                                names: [String] = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]) throws -> URL {
+                                names: [String] = HubFileSelection.openCLIPWeightFiles) throws -> URL {
         for n in names {
             let u = dir.appendingPathComponent(n)
             if FileManager.default.fileExists(atPath: u.path) { return u }
@@ -210,15 +210,12 @@ extension CLIPModel {
         guard HubCacheLayout.split(repo) != nil else {
             throw CLIPError.modelNotFound(spec: spec, detail: "'\(repo)' is not a hub id ORG/NAME")
         }
-        let layout = HubCacheLayout(root: locator.hubCache)
         let revision = locator.revision ?? HubDefaults.vlmRevision
-        if let pinned = layout.pinnedSnapshot(repo, revision: revision), HubFileSelection.isComplete(kind, pinned) { return pinned }
-        if let hub = locator.hub ?? HubDefaults.fetcher {
-            do { return try hub.snapshot(repo: repo, revision: revision, kind: kind) } catch {
-                throw CLIPError.modelNotFound(spec: spec, detail: "\(error)")
-            }
+        let found: URL?
+        do { found = try locator.hubSnapshot(repo, revision: revision, kind: kind) } catch {
+            throw CLIPError.modelNotFound(spec: spec, detail: "\(error)")
         }
-        if let local = layout.snapshot(repo, revision: revision) { return local }
+        if let found { return found }
         let how = locator.isOffline ? "HF_HUB_OFFLINE is set, so nothing is downloaded; unset it or " : ""
         throw CLIPError.modelNotFound(spec: spec, detail: "\(repo)\(revision.map { " (revision \($0))" } ?? "") is not in the Hugging Face cache \(locator.hubCache.path); \(how)download it with `huggingface-cli download \(repo)` (set HF_HUB_CACHE or HF_HOME to use another cache)")
     }

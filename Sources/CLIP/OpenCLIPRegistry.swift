@@ -5,6 +5,7 @@
 // the preprocessing the tag was trained with. Configs of towers this engine does not implement (ResNets,
 // timm, ConvNeXt, CoCa...) decode into a clear "unsupported" error.
 import Foundation
+import ModelFiles
 
 public struct OpenCLIPPretrained: Sendable, Equatable {
     /// ORG/NAME on the Hugging Face hub.
@@ -18,7 +19,7 @@ public struct OpenCLIPPretrained: Sendable, Equatable {
     /// The file open_clip names for the tag in its table.
     public var hubFilename: String = "open_clip_pytorch_model.bin"
     /// What open_clip downloads, in the order it tries: the safetensors alternative, then the file itself.
-    public var weightFiles: [String] = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    public var weightFiles: [String] = HubFileSelection.openCLIPWeightFiles
 }
 
 public enum OpenCLIPRegistry {

@@ -135,6 +135,9 @@ public enum HubFileSelection {
         "preprocessor_config.json", "open_clip_config.json",
     ]
 
+    /// OpenCLIP's weight files, in the order open_clip prefers them.
+    public static let openCLIPWeightFiles = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+
     public struct Choice: Sendable, Equatable {
         /// Files to fetch now.
         public var files: [String]
@@ -153,7 +156,7 @@ public enum HubFileSelection {
         }
         let hfWeights: [(file: String, index: String?)] = [("model.safetensors", "model.safetensors.index.json"),
                                                            ("pytorch_model.bin", "pytorch_model.bin.index.json")]
-        let openCLIP: [(file: String, index: String?)] = [("open_clip_model.safetensors", nil), ("open_clip_pytorch_model.bin", nil)]
+        let openCLIP: [(file: String, index: String?)] = openCLIPWeightFiles.map { ($0, nil) }
         switch kind {
         case .file(let f):
             guard have.contains(f) else {
@@ -188,7 +191,7 @@ public enum HubFileSelection {
 
     /// The shard file names an index lists.
     public static func shards(ofIndex url: URL) throws -> [String] {
-        Array(Set(try readWeightMap(url).map(\.1))).sorted()
+        Array(Set(try readIndex(url).weightMap.map(\.1))).sorted()
     }
 
     /// Whether `dir` (a snapshot) already holds what `kind` needs, judged without the repository's file list.
@@ -203,7 +206,7 @@ public enum HubFileSelection {
         case .file(let f): return has(f)
         case .openCLIPWeights(let preferred): return preferred.contains(where: has)
         case .openCLIPDirectory:
-            return has("open_clip_config.json") && (has("open_clip_model.safetensors") || has("open_clip_pytorch_model.bin"))
+            return has("open_clip_config.json") && openCLIPWeightFiles.contains(where: has)
         case .decoder, .vlm:
             if has("config.json") {
                 // An index needs every shard it lists (a download interrupted between shards is not complete).
@@ -211,9 +214,7 @@ public enum HubFileSelection {
                 return has("model.safetensors") || has("pytorch_model.bin")
                     || (((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).contains { $0.hasSuffix(".safetensors") })
             }
-            if kind == .vlm && has("open_clip_config.json") {
-                return has("open_clip_model.safetensors") || has("open_clip_pytorch_model.bin")
-            }
+            if kind == .vlm && has("open_clip_config.json") { return openCLIPWeightFiles.contains(where: has) }
             return kind == .decoder && ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).contains { $0.lowercased().hasSuffix(".gguf") }
         }
     }

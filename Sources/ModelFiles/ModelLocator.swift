@@ -72,17 +72,8 @@ public struct ModelLocator: Sendable {
             let repo = parts[0] + "/" + parts[1]
             let kind: HubModelKind = parts.count == 3 ? .file(parts[2]) : .decoder
             let revision = self.revision ?? HubDefaults.policyRevision
-            let layout = HubCacheLayout(root: hubCache)
-            searched.append("\(layout.repoFolder(repo).appendingPathComponent("snapshots").path) (hub cache\(revision.map { ", revision \($0)" } ?? ""))")
-            var snapshot = layout.pinnedSnapshot(repo, revision: revision)
-            if snapshot.map({ !HubFileSelection.isComplete(kind, $0) }) ?? true {
-                if let hub = hub ?? HubDefaults.fetcher {
-                    snapshot = try hub.snapshot(repo: repo, revision: revision, kind: kind)
-                } else {
-                    snapshot = layout.snapshot(repo, revision: revision)
-                }
-            }
-            if let snapshot {
+            searched.append("\(HubCacheLayout(root: hubCache).repoFolder(repo).appendingPathComponent("snapshots").path) (hub cache\(revision.map { ", revision \($0)" } ?? ""))")
+            if let snapshot = try hubSnapshot(repo, revision: revision, kind: kind) {
                 if parts.count == 3 {
                     let f = snapshot.appendingPathComponent(parts[2])
                     searched.append(f.path)
@@ -98,6 +89,16 @@ public struct ModelLocator: Sendable {
                 : "download it with `huggingface-cli download \(parts[0])/\(parts[1])` (it goes to \(hubCache.path); set HF_HUB_CACHE or HF_HOME to use another cache)")
             : "pass a path to a .gguf file, a model directory with config.json, or a hub id ORG/NAME (downloaded into the Hugging Face cache)"
         throw ModelFileError.modelNotFound(spec: spec, searched: searched, hint: "To fix: \(download); scripts/setup.sh fetches the default models into models/.")
+    }
+
+    /// The snapshot of hub repository `repo` at `revision` (nil: main) holding what `kind` needs: the pinned
+    /// cached one when it is complete, else what the hub downloader (`hub`, else HubDefaults.fetcher) makes of
+    /// it, else, with no downloader, whatever the cache holds (the newest snapshot when no ref names one).
+    public func hubSnapshot(_ repo: String, revision: String?, kind: HubModelKind) throws -> URL? {
+        let layout = HubCacheLayout(root: hubCache)
+        if let pinned = layout.pinnedSnapshot(repo, revision: revision), HubFileSelection.isComplete(kind, pinned) { return pinned }
+        if let hub = hub ?? HubDefaults.fetcher { return try hub.snapshot(repo: repo, revision: revision, kind: kind) }
+        return layout.snapshot(repo, revision: revision)
     }
 
     /// HF_HUB_OFFLINE as huggingface_hub reads it.

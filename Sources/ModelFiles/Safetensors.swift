@@ -193,9 +193,9 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {  // immutable af
             return
         }
         let indexURL = index!
-        metadata = try readIndexMetadata(indexURL)
-        let (shards, owner) = try loadShards(index: indexURL, directory: directory, open: SafetensorsFile.init(url:),
-                                             names: \.names, url: \.url)
+        let (shards, owner, meta) = try loadShards(index: indexURL, directory: directory, open: SafetensorsFile.init(url:),
+                                                   names: \.names, url: \.url)
+        metadata = meta
         files = shards
         self.owner = owner
         names = owner.keys.sorted()

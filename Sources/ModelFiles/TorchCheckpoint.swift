@@ -142,25 +142,28 @@ public final class TorchCheckpointFile: @unchecked Sendable {  // immutable afte
 
     /// The tensor's elements in row-major order of its shape, in its own dtype (a view is gathered).
     public func contiguousBytes(_ name: String) throws -> [UInt8] {
+        try withContiguousBytes(name) { Array($0) }
+    }
+
+    /// The tensor's bytes in row-major order, valid only inside `body`: the mapped storage itself when the
+    /// view is laid out that way already, else a gathered copy.
+    func withContiguousBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard let t = tensors[name] else { throw ModelFileError.tensorNotFound(file: url.path, name: name) }
         let es = t.dtype.size
         let count = t.shape.reduce(1, *)   // checked against overflow and the record when the file was opened
-        var out = [UInt8](repeating: 0, count: count * es)
-        guard count > 0 else { return out }
-        data.withUnsafeBytes { raw in
+        guard count > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try data.withUnsafeBytes { raw in
             let base = raw.baseAddress! + t.recordOffset
+            let rank = t.shape.count
+            // Row-major strides of the shape: a view already laid out that way needs no copy.
+            var contiguous = true, expect = 1
+            for d in stride(from: rank - 1, through: 0, by: -1) where t.shape[d] != 1 {
+                if t.stride[d] != expect { contiguous = false }
+                expect *= t.shape[d]
+            }
+            if contiguous { return try body(UnsafeRawBufferPointer(start: base + t.offset * es, count: count * es)) }
+            var out = [UInt8](repeating: 0, count: count * es)
             out.withUnsafeMutableBytes { dst in
-                let rank = t.shape.count
-                // Row-major strides of the shape: a view already laid out that way is one copy.
-                var contiguous = true, expect = 1
-                for d in stride(from: rank - 1, through: 0, by: -1) where t.shape[d] != 1 {
-                    if t.stride[d] != expect { contiguous = false }
-                    expect *= t.shape[d]
-                }
-                if contiguous {
-                    dst.baseAddress!.copyMemory(from: base + t.offset * es, byteCount: count * es)
-                    return
-                }
                 var index = [Int](repeating: 0, count: rank)
                 var src = t.offset
                 for i in 0..<count {
@@ -176,17 +179,18 @@ public final class TorchCheckpointFile: @unchecked Sendable {  // immutable afte
                     }
                 }
             }
+            return try out.withUnsafeBytes(body)
         }
-        return out
     }
 
     public func floats(_ name: String) throws -> [Float] {
         guard let t = tensors[name] else { throw ModelFileError.tensorNotFound(file: url.path, name: name) }
-        let bytes = try contiguousBytes(name)
         let n = t.shape.reduce(1, *)
-        return [Float](unsafeUninitializedCapacity: n) { buf, count in
-            if n > 0 { bytes.withUnsafeBytes { convertToFloat(t.dtype, $0.baseAddress!, buf.baseAddress!, count: n) } }
-            count = n
+        return try withContiguousBytes(name) { src in
+            [Float](unsafeUninitializedCapacity: n) { buf, count in
+                if n > 0 { convertToFloat(t.dtype, src.baseAddress!, buf.baseAddress!, count: n) }
+                count = n
+            }
         }
     }
 }
@@ -224,7 +228,7 @@ public final class TorchCheckpoint: @unchecked Sendable {
             owner = Dictionary(f.names.map { ($0, 0) }, uniquingKeysWith: { a, _ in a })
             return
         }
-        let (shards, owner) = try loadShards(index: target, directory: directory, open: TorchCheckpointFile.init(url:),
+        let (shards, owner, _) = try loadShards(index: target, directory: directory, open: TorchCheckpointFile.init(url:),
                                              names: \.names, url: \.url)
         files = shards
         self.owner = owner
@@ -241,8 +245,9 @@ public final class TorchCheckpoint: @unchecked Sendable {
     public func shape(of name: String) -> [Int]? { owner[name].flatMap { files[$0].tensors[name]?.shape } }
 }
 
-/// The "weight_map" of a sharded checkpoint's index: tensor name -> shard file name (in the same directory).
-func readWeightMap(_ indexURL: URL) throws -> [(String, String)] {
+/// A sharded checkpoint's index: its "weight_map" (tensor name -> shard file name in the same directory)
+/// and the string values of its "metadata".
+func readIndex(_ indexURL: URL) throws -> (weightMap: [(String, String)], metadata: [String: String]) {
     let file = indexURL.path
     let raw: Data
     do { raw = try Data(contentsOf: indexURL) } catch {
@@ -256,35 +261,29 @@ func readWeightMap(_ indexURL: URL) throws -> [(String, String)] {
     guard let map = top["weight_map"]?.objectValue else {
         throw ModelFileError.malformed(file: file, detail: "no \"weight_map\" object")
     }
-    return try map.map { name, v in
+    let weightMap = try map.map { name, v in
         guard let shard = v.stringValue, !shard.contains("/"), !shard.hasPrefix(".") else {
             throw ModelFileError.malformed(file: file, detail: "weight_map entry for '\(name)' is not a file name in the same directory")
         }
         return (name, shard)
     }
-}
-
-/// The string values of a sharded checkpoint index's "metadata".
-func readIndexMetadata(_ indexURL: URL) throws -> [String: String] {
-    guard let raw = try? Data(contentsOf: indexURL),
-          let json = try? raw.withUnsafeBytes({ try StrictJSONParser.parse($0) }) else { return [:] }
-    let top = Dictionary(json.objectValue ?? [], uniquingKeysWith: { a, _ in a })
     var meta: [String: String] = [:]
     for (k, v) in top["metadata"]?.objectValue ?? [] { if let s = v.stringValue { meta[k] = s } }
-    return meta
+    return (weightMap, meta)
 }
 
 /// The shards an index names, opened once each, and which shard holds each tensor. A shard the index names
 /// but the directory lacks, a tensor the index puts in a shard that does not hold it, and a tensor stored in
 /// two shards (the result would depend on which one is read) are errors naming the files.
 func loadShards<F>(index indexURL: URL, directory: URL, open: (URL) throws -> F, names: (F) -> [String],
-                   url: (F) -> URL) throws -> (files: [F], owner: [String: Int]) {
+                   url: (F) -> URL) throws -> (files: [F], owner: [String: Int], metadata: [String: String]) {
     let file = indexURL.path
     var shardIndex: [String: Int] = [:]
     var shards: [F] = []
     var shardNames: [Set<String>] = []
     var owner: [String: Int] = [:]
-    for (name, shard) in try readWeightMap(indexURL) {
+    let index = try readIndex(indexURL)
+    for (name, shard) in index.weightMap {
         let i: Int
         if let k = shardIndex[shard] { i = k } else {
             let shardURL = directory.appendingPathComponent(shard)
@@ -311,7 +310,7 @@ func loadShards<F>(index indexURL: URL, directory: URL, open: (URL) throws -> F,
             seen[n] = i
         }
     }
-    return (shards, owner)
+    return (shards, owner, index.metadata)
 }
 
 extension TorchCheckpointFile: WeightSource {
