@@ -11,6 +11,7 @@ enum CLIPActivation {
         switch kind {
         case .quickGelu: run(x, n, quickGELU8, { $0 / (1 + expf(-1.702 * $0)) })
         case .gelu: run(x, n, gelu8, { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752440)) })
+        case .silu: run(x, n, silu8, { $0 / (1 + expf(-$0)) })
         default: kind.apply(x, count: n)
         }
     }
@@ -34,6 +35,16 @@ enum CLIPActivation {
     static func quickGELU8(_ x: SIMD8<Float>) -> SIMD8<Float> {
         // exp8 saturates to +inf for large -1.702x, giving x / inf = -0, as torch does.
         x / (1 + Vec.exp8(-1.702 * x))
+    }
+
+    @inline(__always)
+    static func silu8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        x / (1 + Vec.exp8(-x))
+    }
+
+    /// 1 / (1 + exp(-x)), for squeeze-and-excitation gates.
+    static func sigmoid(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        run(x, n, { 1 / (1 + Vec.exp8(-$0)) }, { 1 / (1 + expf(-$0)) })
     }
 
     @inline(__always)

@@ -10,14 +10,28 @@ import Tokenizers
 extension CLIPModel {
     public static let openCLIPPrefix = "r-open-clip:"
 
-    /// Loads `spec`: an HF CLIP directory or hub id (config.json + model.safetensors), a directory with
-    /// open_clip_config.json + open_clip_model.safetensors, `r-open-clip:MODEL:PRETRAINED`,
-    /// `r-open-clip:MODEL:/path/weights.safetensors` (or a torch.save .bin) or `r-open-clip:hf-hub:ORG/NAME`.
-    /// `tokenizer` overrides the one found next to the weights.
+    /// Loads `spec` as a CLIP model (see VLMLoader.load for what a spec is); a checkpoint of another family
+    /// is refused. `tokenizer` overrides the one found next to the weights.
     public static func load(spec: String, locator: ModelLocator = ModelLocator(),
                             tokenizer: (any CLIPTextTokenizing)? = nil) throws -> CLIPModel {
-        if spec.hasPrefix(openCLIPPrefix) {
-            let rest = String(spec.dropFirst(openCLIPPrefix.count))
+        let model = try VLMLoader.load(spec: spec, locator: locator, tokenizer: tokenizer)
+        guard let clip = model as? CLIPModel else {
+            throw CLIPError.unsupportedArchitecture(model: spec, detail: "this is a \(model.summary), not a CLIP model; load it with VLMLoader.load(spec:)")
+        }
+        return clip
+    }
+}
+
+public enum VLMLoader {
+    /// Loads `spec`: an HF directory or hub id (config.json + weights; the family is picked from its model_type,
+    /// see VLMFamilies), a directory with open_clip_config.json + open_clip_model.safetensors,
+    /// `r-open-clip:MODEL:PRETRAINED`, `r-open-clip:MODEL:/path/weights.safetensors` (or a torch.save .bin) or
+    /// `r-open-clip:hf-hub:ORG/NAME`. `tokenizer` overrides the one found next to CLIP weights.
+    public static func load(spec: String, locator: ModelLocator = ModelLocator(),
+                            tokenizer: (any CLIPTextTokenizing)? = nil) throws -> any VisionLanguageModel {
+        let prefix = CLIPModel.openCLIPPrefix
+        if spec.hasPrefix(prefix) {
+            let rest = String(spec.dropFirst(prefix.count))
             if rest.hasPrefix("hf-hub:") {
                 let repo = String(rest.dropFirst("hf-hub:".count))
                 let dir = try hubSnapshot(repo, locator: locator, spec: spec, kind: .openCLIPDirectory)
@@ -55,7 +69,7 @@ extension CLIPModel {
                fm.fileExists(atPath: dir.appendingPathComponent("open_clip_config.json").path) {
                 return try loadOpenCLIPDirectory(dir, tokenizer: tokenizer)
             }
-            return try loadHuggingFace(dir, tokenizer: tokenizer)
+            return try loadHuggingFaceDirectory(dir, tokenizer: tokenizer)
         }
         // A hub id: an HF CLIP repository (config.json) or an open_clip-only one (open_clip_config.json).
         if !spec.hasPrefix("."), !spec.hasPrefix("/"), !spec.hasPrefix("~"), HubCacheLayout.split(spec) != nil {
@@ -64,20 +78,31 @@ extension CLIPModel {
                fm.fileExists(atPath: snap.appendingPathComponent("open_clip_config.json").path) {
                 return try loadOpenCLIPDirectory(snap, tokenizer: tokenizer)
             }
-            return try loadHuggingFace(snap, tokenizer: tokenizer)
+            return try loadHuggingFaceDirectory(snap, tokenizer: tokenizer)
         }
         let location: ModelLocation
         do { location = try locator.resolve(spec) } catch {
             throw CLIPError.modelNotFound(spec: spec, detail: "\(error)")
         }
         switch location {
-        case .hfDirectory(let dir): return try loadHuggingFace(dir, tokenizer: tokenizer)
+        case .hfDirectory(let dir): return try loadHuggingFaceDirectory(dir, tokenizer: tokenizer)
         case .gguf(let url):
             throw CLIPError.modelNotFound(spec: spec, detail: "\(url.path) is a GGUF file; CLIP models load from safetensors (an HF CLIP directory or OpenCLIP weights)")
         }
     }
 
     // MARK: transformers
+
+    /// An HF directory: the family comes from config.json's model_type (CLIP when it has none, as old CLIP
+    /// configs do).
+    static func loadHuggingFaceDirectory(_ dir: URL, tokenizer: (any CLIPTextTokenizing)?) throws -> any VisionLanguageModel {
+        let configURL = dir.appendingPathComponent("config.json")
+        let modelType = try VLMFamilies.modelType(configURL)
+        guard let family = VLMFamilies.huggingFace.first(where: { $0.modelTypes.contains(modelType ?? "clip") }) else {
+            throw CLIPError.unsupportedArchitecture(model: dir.path, detail: "model_type '\(modelType ?? "")' in \(configURL.path); supported: \(VLMFamilies.huggingFace.flatMap(\.modelTypes).joined(separator: ", ")) (`ex2 embed --list-vlms` lists them)")
+        }
+        return try family.load(dir, tokenizer)
+    }
 
     static func loadHuggingFace(_ dir: URL, tokenizer: (any CLIPTextTokenizing)?) throws -> CLIPModel {
         let configURL = dir.appendingPathComponent("config.json")
@@ -157,7 +182,7 @@ extension CLIPModel {
 
     // MARK: helpers
 
-    private static func checkPreprocessing(_ p: CLIPPreprocessor, _ arch: CLIPArchitecture, file: String) throws {
+    static func checkPreprocessing(_ p: CLIPPreprocessor, _ arch: CLIPArchitecture, file: String) throws {
         let out = p.outputSize(width: 1000, height: 1000)
         guard out.height == arch.vision.imageSize, out.width == arch.vision.imageSize else {
             throw CLIPError.badConfig(file: file, detail: "preprocessing makes \(out.height)x\(out.width) images but the vision tower takes \(arch.vision.imageSize)x\(arch.vision.imageSize)")
@@ -203,6 +228,14 @@ extension CLIPModel {
         }
         return try CLIPTokenizer(bpeFile: url)
     }
+}
+
+extension CLIPModel {
+    /// open_clip's SimpleTokenizer vocabulary, shipped in Resources/open_clip (decoded once per process).
+    public static func openCLIPTokenizer() throws -> CLIPTokenizer { try VLMLoader.openCLIPTokenizer() }
+}
+
+extension VLMLoader {
 
     /// The snapshot directory of ORG/NAME in the local hub cache (the pinned revision, else refs/main, else the
     /// newest snapshot), downloaded through the locator's hub when the cache lacks what `kind` needs.

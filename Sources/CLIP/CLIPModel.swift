@@ -21,7 +21,7 @@ extension CLIPTokenizer: CLIPTextTokenizing {
     }
 }
 
-public final class CLIPModel: Sendable {
+public final class CLIPModel: VisionLanguageModel {
     public let architecture: CLIPArchitecture
     public let preprocessor: CLIPPreprocessor
     public let tokenizer: (any CLIPTextTokenizing)?
@@ -58,18 +58,17 @@ public final class CLIPModel: Sendable {
 
     // MARK: embedding
 
-    /// Embeddings of decoded images, L2-normalised unless `normalize` is false.
-    public func embedImages(_ images: [RGBImage], normalize: Bool = true) throws -> [[Float]] {
-        var pixels = [[Float]](repeating: [], count: images.count)
-        pixels.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let o = out  // each index is written by exactly one iteration
-            parallelFor(images.count) { i in o[i] = preprocessor(images[i]) }
-        }
-        return try embedPreprocessed(pixels, normalize: normalize)
+    public var summary: String {
+        let v = architecture.vision, t = architecture.text
+        return "CLIP ViT (\(v.transformer.layers) layers, width \(v.transformer.width), patch \(v.patchSize), \(v.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
     }
 
+    public var preprocessingKey: String { "\(preprocessor.mode)" }
+
+    public func preprocess(_ image: RGBImage) -> [Float] { preprocessor(image) }
+
     /// Embeddings of already preprocessed images (CHW, 3 x S x S each).
-    public func embedPreprocessed(_ pixels: [[Float]], normalize: Bool = true) throws -> [[Float]] {
+    public func embedPreprocessed(_ pixels: [[Float]], normalize: Bool) throws -> [[Float]] {
         var out: [[Float]] = []
         out.reserveCapacity(pixels.count)
         for start in stride(from: 0, to: pixels.count, by: imageBatch) {
@@ -89,57 +88,11 @@ public final class CLIPModel: Sendable {
     }
 
     /// Embeddings of texts through the model's tokenizer.
-    public func embedTexts(_ texts: [String], normalize: Bool = true) throws -> [[Float]] {
+    public func embedTexts(_ texts: [String], normalize: Bool) throws -> [[Float]] {
         guard let tokenizer else {
             throw CLIPError.badInput("this model was loaded without a tokenizer (no vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz next to the weights, or a non-CLIP tokenizer); set EX2_CLIP_BPE to open_clip's bpe_simple_vocab_16e6.txt.gz, or pass one to CLIPModel.load(spec:tokenizer:)")
         }
         let ctx = architecture.text.contextLength
         return try embedTokens(texts.map { tokenizer.tokenIds($0, contextLength: ctx) }, normalize: normalize)
     }
-
-    /// Embeddings of image files, read through `cache` when given (computed and stored on a miss).
-    public func embedImageFiles(_ urls: [URL], cache: ImageEmbeddingCache? = nil) throws -> [[Float]] {
-        var result = [[Float]?](repeating: nil, count: urls.count)
-        var missing: [(index: Int, key: String?, image: RGBImage)] = []
-        for (i, url) in urls.enumerated() {
-            let data: Data
-            do { data = try Data(contentsOf: url) } catch {
-                throw ImageError.unreadable(name: url.path, reason: error.localizedDescription)
-            }
-            var key: String?
-            if let cache {
-                key = ImageEmbeddingCache.contentKey(data)
-                if let hit = cache.lookup(key!), hit.count == embedDim { result[i] = hit; continue }
-            }
-            missing.append((i, key, try ImageDecoder.decode(data: data, name: url.path)))
-        }
-        for start in stride(from: 0, to: missing.count, by: imageBatch) {
-            let chunk = missing[start..<min(missing.count, start + imageBatch)]
-            let embeddings = try embedImages(chunk.map(\.image))
-            for (m, e) in zip(chunk, embeddings) {
-                result[m.index] = e
-                if let cache, let key = m.key { try cache.store(key, e) }
-            }
-        }
-        return result.map { $0! }
-    }
-
-    /// A cache for this model's image embeddings under `directory`.
-    public func embeddingCache(directory: URL) -> ImageEmbeddingCache {
-        ImageEmbeddingCache(directory: directory, modelIdentity: identity, preprocessing: "\(preprocessor.mode)")
-    }
-
-    /// scale * <image_i, text_j> for normalised embeddings: logits_per_image [images][texts].
-    public func logits(images: [[Float]], texts: [[Float]], scale: Float? = nil) -> [[Float]] {
-        let s = scale ?? logitScale
-        return images.map { im in texts.map { t in s * zip(im, t).reduce(0) { $0 + $1.0 * $1.1 } } }
-    }
-}
-
-/// x / |x| (zero stays zero), as torch.nn.functional.normalize.
-public func l2Normalized(_ x: [Float]) -> [Float] {
-    var s: Double = 0
-    for v in x { s += Double(v) * Double(v) }
-    let n = Float(max(s.squareRoot(), 1e-12))
-    return x.map { $0 / n }
 }

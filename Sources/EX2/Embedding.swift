@@ -8,7 +8,7 @@ import Foundation
 import Imaging
 
 public struct EmbedRequest: Sendable {
-    /// The CLIP model spec, as CLIPModel.load(spec:) takes it.
+    /// The VLM spec, as VLMLoader.load(spec:) takes it.
     public var vlm: String
     public var images: [URL]
     public var texts: [String]
@@ -54,6 +54,8 @@ public struct EmbeddingOutput: Sendable, Equatable {
     public var dimension: Int
     /// The scale CLIP multiplies cosines by (exp(logit_scale) for HF CLIP, 100 for OpenCLIP, as in EX2).
     public var logitScale: Float
+    /// What the model adds after scaling (SigLIP's logit_bias); 0 for the others, and then not written.
+    public var logitBias: Float = 0
     public var images: [String]
     public var imageEmbeddings: [[Float]]
     public var texts: [String]
@@ -63,10 +65,10 @@ public struct EmbeddingOutput: Sendable, Equatable {
     public func json() throws -> Data {
         struct Item: Encodable { var path: String?; var text: String?; var embedding: [Float] }
         struct File: Encodable {
-            var model: String; var dimension: Int; var logit_scale: Float; var normalized = true
+            var model: String; var dimension: Int; var logit_scale: Float; var logit_bias: Float?; var normalized = true
             var images: [Item]; var texts: [Item]
         }
-        let file = File(model: model, dimension: dimension, logit_scale: logitScale,
+        let file = File(model: model, dimension: dimension, logit_scale: logitScale, logit_bias: logitBias == 0 ? nil : logitBias,
                         images: zip(images, imageEmbeddings).map { Item(path: $0, embedding: $1) },
                         texts: zip(texts, textEmbeddings).map { Item(text: $0, embedding: $1) })
         let enc = JSONEncoder()
@@ -80,10 +82,10 @@ public struct EmbeddingOutput: Sendable, Equatable {
     /// What the .npy file cannot hold: the model, the scale, and which row is which.
     public func npySidecar() throws -> Data {
         struct Sidecar: Encodable {
-            var model: String; var dimension: Int; var logit_scale: Float; var normalized = true
+            var model: String; var dimension: Int; var logit_scale: Float; var logit_bias: Float?; var normalized = true
             var rows: String; var images: [String]; var texts: [String]
         }
-        let s = Sidecar(model: model, dimension: dimension, logit_scale: logitScale,
+        let s = Sidecar(model: model, dimension: dimension, logit_scale: logitScale, logit_bias: logitBias == 0 ? nil : logitBias,
                         rows: "images first (rows 0..<\(images.count)), then texts (rows \(images.count)..<\(images.count + texts.count))",
                         images: images, texts: texts)
         let enc = JSONEncoder()
@@ -96,12 +98,12 @@ public enum Embedder {
     /// Loads the model and embeds the request. `progress` gets (images done, images in all) after each batch.
     public static func run(_ request: EmbedRequest, progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> EmbeddingOutput {
         guard !request.images.isEmpty || !request.texts.isEmpty else { throw EmbedError.nothingToEmbed }
-        let clip = try CLIPModel.load(spec: request.vlm)
+        let clip = try VLMLoader.load(spec: request.vlm)
         return try embed(clip: clip, name: request.vlm, request: request, progress: progress)
     }
 
     /// Embeds with an already loaded model (`name` is what the output calls it).
-    public static func embed(clip: CLIPModel, name: String, request: EmbedRequest,
+    public static func embed(clip: any VisionLanguageModel, name: String, request: EmbedRequest,
                              progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> EmbeddingOutput {
         let cache = request.cacheDirectory.map { clip.embeddingCache(directory: $0) }
         var images: [[Float]] = []
@@ -117,7 +119,7 @@ public enum Embedder {
         let texts = request.texts.isEmpty ? [] : try clip.embedTexts(request.texts)
         for (url, e) in zip(urls, images) where !e.allSatisfy(\.isFinite) { throw EmbedError.nonFinite(what: url.path) }
         for (t, e) in zip(request.texts, texts) where !e.allSatisfy(\.isFinite) { throw EmbedError.nonFinite(what: "the text \(t.debugDescription)") }
-        return EmbeddingOutput(model: name, dimension: clip.embedDim, logitScale: clip.logitScale,
+        return EmbeddingOutput(model: name, dimension: clip.embedDim, logitScale: clip.logitScale, logitBias: clip.logitBias,
                                images: urls.map(\.path), imageEmbeddings: images,
                                texts: request.texts, textEmbeddings: texts)
     }

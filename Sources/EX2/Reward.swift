@@ -40,13 +40,15 @@ public enum RewardError: Error, CustomStringConvertible, Equatable {
 public struct RewardTable: Sendable {
     /// exp(logit_scale) for HF CLIP, 100 for OpenCLIP, 1/temperature for ALIGN (the reference's choices).
     public let scale: Float
+    /// Added to every reward: SigLIP's logit_bias (so the reward is the mean of the model's own logits); 0 else.
+    public let bias: Float
     /// Per class: mean of the normalised image embeddings (empty when the class has no images).
     public let classMeans: [[Float]]
     public let imageCounts: [Int]
     public let dimension: Int
 
     /// `imageEmbeddings[c]` holds class c's image embeddings, normalised or not (they are normalised here).
-    public init(imageEmbeddings: [[[Float]]], scale: Float) throws {
+    public init(imageEmbeddings: [[[Float]]], scale: Float, bias: Float = 0) throws {
         let dim = imageEmbeddings.lazy.flatMap { $0 }.first?.count ?? 0
         var means: [[Float]] = []
         for (c, images) in imageEmbeddings.enumerated() {
@@ -61,12 +63,13 @@ public struct RewardTable: Sendable {
             means.append(sum.map { Float($0 / Double(images.count)) })
         }
         self.scale = scale
+        self.bias = bias
         classMeans = means
         imageCounts = imageEmbeddings.map(\.count)
         dimension = dim
     }
 
-    /// scale * <class mean, text / |text|> for each (text embedding, class index) pair.
+    /// scale * <class mean, text / |text|> + bias for each (text embedding, class index) pair.
     public func rewards(textEmbeddings: [[Float]], classes: [Int]) throws -> [Float] {
         guard textEmbeddings.count == classes.count else {
             throw RewardError.countMismatch(descriptions: textEmbeddings.count, classes: classes.count)
@@ -80,7 +83,7 @@ public struct RewardTable: Sendable {
             guard t.count == dimension else {
                 throw RewardError.dimensionMismatch(what: "text embedding \(position)", got: t.count, expected: dimension)
             }
-            return scale * dot(classMeans[c], l2Normalized(t))
+            return scale * dot(classMeans[c], l2Normalized(t)) + bias
         }
     }
 }
@@ -94,7 +97,7 @@ func dot(_ a: [Float], _ b: [Float]) -> Float {
 public struct RewardOptions: Sendable {
     /// Reward images per class: the first N by sorted path; 0 or negative means all.
     public var imagesPerClass: Int
-    /// nil: the model's own (CLIPModel.logitScale).
+    /// nil: the model's own (VisionLanguageModel.logitScale).
     public var scale: Float?
     /// Where image embeddings persist between runs; nil computes them afresh.
     public var cacheDirectory: URL?
@@ -118,7 +121,7 @@ public struct RewardOptions: Sendable {
 public typealias EmbeddingProgress = (_ done: Int, _ total: Int) -> Void
 
 public final class RewardModel: Sendable {
-    public let clip: CLIPModel
+    public let clip: any VisionLanguageModel
     public let classNames: [String]
     public let table: RewardTable
     /// Per class, the images the reward averages over.
@@ -130,7 +133,7 @@ public final class RewardModel: Sendable {
 
     /// Embeds the reward images of every class of `dataset` (through the cache) and fixes the class means.
     /// Every class must keep at least one readable image.
-    public init(clip: CLIPModel, dataset: ConceptDataset, options: RewardOptions = RewardOptions(),
+    public init(clip: any VisionLanguageModel, dataset: ConceptDataset, options: RewardOptions = RewardOptions(),
                 progress: EmbeddingProgress? = nil) throws {
         self.clip = clip
         classNames = dataset.classNames
@@ -172,7 +175,7 @@ public final class RewardModel: Sendable {
         }
         rewardImages = chosen
         self.skipped = skipped
-        table = try RewardTable(imageEmbeddings: embeddings, scale: options.scale ?? clip.logitScale)
+        table = try RewardTable(imageEmbeddings: embeddings, scale: options.scale ?? clip.logitScale, bias: clip.logitBias)
     }
 
     /// The reward of each description for its class (`classes[i]` is the 0-based class of `descriptions[i]`).
@@ -202,7 +205,7 @@ public final class RewardModel: Sendable {
 /// Embeds image files in chunks through the cache; when a chunk fails, retries it file by file so the
 /// error (or the skip) names the one file at fault.
 struct ImageEmbedder {
-    let clip: CLIPModel
+    let clip: any VisionLanguageModel
     let cache: ImageEmbeddingCache?
     let skipUnreadable: Bool
     let chunk = 128

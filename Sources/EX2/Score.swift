@@ -268,7 +268,7 @@ public enum Scoring {
     /// Loads the VLM and the dataset, embeds the reward images, scores every description, and (with
     /// `zeroShot`) classifies every image of the split by its descriptions.
     public static func run(_ request: ScoreRequest, progress: ((Stage, Int, Int) -> Void)? = nil) throws -> ScoreReport {
-        let clip = try CLIPModel.load(spec: request.vlm)
+        let clip = try VLMLoader.load(spec: request.vlm)
         let root = request.dataRoot ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         let dataset = try DatasetLoader.load(name: request.dataset, root: root, split: request.split,
                                              options: .init(skipMissingImages: request.reward.skipUnreadable))

@@ -165,7 +165,7 @@ public final class Trainer: @unchecked Sendable {  // reason: one training loop 
             self.reward = reward
         } else {
             progress?(.loadingVLM, 0, 1)
-            let clip = try CLIPModel.load(spec: r.vlm)
+            let clip = try VLMLoader.load(spec: r.vlm)
             let root = r.dataRoot ?? URL(fileURLWithPath: fm.currentDirectoryPath)
             let dataset = try DatasetLoader.load(name: r.dataset, root: root, split: r.split,
                                                  options: .init(skipMissingImages: r.reward.skipUnreadable))

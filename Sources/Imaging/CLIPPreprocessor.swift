@@ -27,6 +27,20 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
     public var imageMean: [Float]
     public var imageStd: [Float]
     public var doConvertRGB: Bool
+    /// EfficientNetImageProcessor: x * rescale_factor - 1 instead of x * rescale_factor.
+    public var rescaleOffset: Bool = false
+    /// EfficientNetImageProcessor: divide by image_std once more after normalising (its odd include_top step).
+    public var includeTop: Bool = false
+
+    /// transformers' EfficientNetImageProcessor defaults (what ALIGN's processor falls back to).
+    public static let efficientNet: CLIPImageProcessorConfig = {
+        var c = CLIPImageProcessorConfig(doResize: true, size: .exact(height: 346, width: 346), resample: .nearest,
+                                         doCenterCrop: false, cropHeight: 289, cropWidth: 289, doRescale: true,
+                                         rescaleFactor: 1.0 / 255.0, doNormalize: true, imageMean: [0.5, 0.5, 0.5],
+                                         imageStd: [0.5, 0.5, 0.5])
+        c.includeTop = true
+        return c
+    }()
 
     public static let openAIMean: [Float] = [0.48145466, 0.4578275, 0.40821073]
     public static let openAIStd: [Float] = [0.26862954, 0.26130258, 0.27577711]
@@ -41,13 +55,17 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
         self.imageMean = imageMean; self.imageStd = imageStd; self.doConvertRGB = doConvertRGB
     }
 
-    /// Reads a preprocessor_config.json file.
-    public init(contentsOf url: URL) throws {
+    /// Reads a preprocessor_config.json file; keys it lacks take `defaults` (CLIPImageProcessor's unless given).
+    public init(contentsOf url: URL, defaults: CLIPImageProcessorConfig? = nil) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ImageError.invalidConfiguration("cannot read \(url.path): \(error.localizedDescription)")
         }
-        do { self = try JSONDecoder().decode(Self.self, from: data) } catch {
+        do {
+            let decoder = JSONDecoder()
+            if let defaults { decoder.userInfo[Self.defaultsKey] = defaults }
+            self = try decoder.decode(Self.self, from: data)
+        } catch {
             throw ImageError.invalidConfiguration("\(url.path) is not a usable preprocessor config: \(error)")
         }
     }
@@ -56,7 +74,10 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
         case doResize = "do_resize", size, resample, doCenterCrop = "do_center_crop", cropSize = "crop_size"
         case doRescale = "do_rescale", rescaleFactor = "rescale_factor", doNormalize = "do_normalize"
         case imageMean = "image_mean", imageStd = "image_std", doConvertRGB = "do_convert_rgb"
+        case rescaleOffset = "rescale_offset", includeTop = "include_top"
     }
+
+    static let defaultsKey = CodingUserInfoKey(rawValue: "ex2.preprocessorDefaults")!
 
     /// Sizes appear as an int (old configs) or as a dict with "shortest_edge" or "height"/"width".
     private struct SizeDict: Codable {
@@ -67,7 +88,7 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let defaults = CLIPImageProcessorConfig()
+        let defaults = decoder.userInfo[Self.defaultsKey] as? CLIPImageProcessorConfig ?? CLIPImageProcessorConfig()
         doResize = try c.decodeIfPresent(Bool.self, forKey: .doResize) ?? defaults.doResize
         if let n = try? c.decode(Int.self, forKey: .size) {
             size = .shortestEdge(n)
@@ -86,7 +107,7 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
         if let code = try c.decodeIfPresent(Int.self, forKey: .resample) {
             guard let filter = ResampleFilter(rawValue: code) else {
                 throw DecodingError.dataCorruptedError(forKey: .resample, in: c, debugDescription:
-                    "resample \(code) is not supported (use 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX or 5 HAMMING)")
+                    "resample \(code) is not supported (use 0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX or 5 HAMMING)")
             }
             resample = filter
         } else {
@@ -110,6 +131,8 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
         imageMean = try c.decodeIfPresent([Float].self, forKey: .imageMean) ?? defaults.imageMean
         imageStd = try c.decodeIfPresent([Float].self, forKey: .imageStd) ?? defaults.imageStd
         doConvertRGB = try c.decodeIfPresent(Bool.self, forKey: .doConvertRGB) ?? defaults.doConvertRGB
+        rescaleOffset = try c.decodeIfPresent(Bool.self, forKey: .rescaleOffset) ?? defaults.rescaleOffset
+        includeTop = try c.decodeIfPresent(Bool.self, forKey: .includeTop) ?? defaults.includeTop
         if imageMean.count != 3 || imageStd.count != 3 {
             throw DecodingError.dataCorruptedError(forKey: .imageMean, in: c, debugDescription:
                 "image_mean and image_std need 3 values each (RGB)")
@@ -132,6 +155,8 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
         try c.encode(imageMean, forKey: .imageMean)
         try c.encode(imageStd, forKey: .imageStd)
         try c.encode(doConvertRGB, forKey: .doConvertRGB)
+        if rescaleOffset { try c.encode(rescaleOffset, forKey: .rescaleOffset) }
+        if includeTop { try c.encode(includeTop, forKey: .includeTop) }
     }
 }
 
@@ -233,7 +258,9 @@ public struct CLIPPreprocessor: Sendable {
                 case .huggingFace(let c):
                     // numpy: (uint8 -> float64) * factor -> float32, then (x - mean) / std in float32.
                     var x = c.doRescale ? Float(Double(v) * c.rescaleFactor) : Float(v)
+                    if c.doRescale && c.rescaleOffset { x -= 1 }
                     if c.doNormalize { x = (x - c.imageMean[ch]) / c.imageStd[ch] }
+                    if c.includeTop { x = x / c.imageStd[ch] }
                     table[ch][v] = x
                 case let .openCLIP(_, mean, std):
                     // torch: float32 division by 255, then sub and div in float32.

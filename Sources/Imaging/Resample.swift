@@ -10,14 +10,14 @@
 // byte-identical to theirs.
 import Foundation
 
-/// The PIL resampling filters (raw values are PIL's / transformers' `resample` codes). NEAREST is not
-/// provided: CLIP pipelines never use it.
+/// The PIL resampling filters (raw values are PIL's / transformers' `resample` codes). NEAREST (0, the
+/// EfficientNet processor's default) is not a convolution in PIL: it picks pixels through an affine map.
 public enum ResampleFilter: Int, Sendable, Codable, CaseIterable {
-    case lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5
+    case nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5
 
     var support: Double {
         switch self {
-        case .box: return 0.5
+        case .nearest, .box: return 0.5
         case .bilinear, .hamming: return 1
         case .bicubic: return 2
         case .lanczos: return 3
@@ -26,7 +26,7 @@ public enum ResampleFilter: Int, Sendable, Codable, CaseIterable {
 
     func weight(_ t: Double) -> Double {
         switch self {
-        case .box:
+        case .nearest, .box:
             return t > -0.5 && t <= 0.5 ? 1 : 0
         case .bilinear:
             let x = abs(t)
@@ -110,6 +110,7 @@ extension RGBImage {
     public func resized(width outW: Int, height outH: Int, filter: ResampleFilter = .bicubic) -> RGBImage {
         precondition(outW > 0 && outH > 0, "resize to \(outW)x\(outH)")
         if outW == width && outH == height { return self }
+        if filter == .nearest { return nearestResized(width: outW, height: outH) }
         let vertical = ResampleCoefficients(inSize: height, outSize: outH, filter: filter)
         let horizontal = ResampleCoefficients(inSize: width, outSize: outW, filter: filter)
         let shrinkY = height - outH, shrinkX = width - outW
@@ -130,6 +131,32 @@ extension RGBImage {
         }
         if outH == height { return source }
         return source.resampleColumns(vertical, outHeight: outH, rowOffset: rowOffset)
+    }
+
+    /// PIL's NEAREST resize (an affine scale): source column floor(a/2 + x a), a = in / out, with the position
+    /// accumulated step by step (so its rounding is PIL's: a row at exactly n.0 can come out n - 1), and the
+    /// same for rows. Checked against Pillow 13 on 300 random size pairs.
+    private func nearestResized(width outW: Int, height outH: Int) -> RGBImage {
+        let ax = Double(width) / Double(outW), ay = Double(height) / Double(outH)
+        var columns = [Int](repeating: -1, count: outW)
+        var xo = ax * 0.5
+        for x in 0..<outW {
+            let xin = xo < 0 ? -1 : Int(xo)
+            if xin >= 0 && xin < width { columns[x] = xin }
+            xo += ax
+        }
+        var out = [UInt8](repeating: 0, count: outW * outH * 3)
+        var yo = ay * 0.5
+        for y in 0..<outH {
+            let yi = yo < 0 ? -1 : Int(yo)
+            yo += ay
+            guard yi >= 0 && yi < height else { continue }
+            for x in 0..<outW where columns[x] >= 0 {
+                let src = (yi * width + columns[x]) * 3, dst = (y * outW + x) * 3
+                out[dst] = pixels[src]; out[dst + 1] = pixels[src + 1]; out[dst + 2] = pixels[src + 2]
+            }
+        }
+        return RGBImage(width: outW, height: outH, pixels: out)
     }
 
     /// Horizontal pass over `rows`, producing an image of `rows.count` rows.

@@ -54,7 +54,8 @@ enum DeterministicB32 {
     }
 
     /// The tensor's float32 values (little-endian bytes) and the sum of their bit patterns mod 2^64.
-    static func values(_ name: String, _ shape: [Int]) -> (data: Data, bitsSum: UInt64) {
+    static func values(_ name: String, _ shape: [Int],
+                       rule: (String, [Int]) -> (center: Double, scale: Double?) = rule) -> (data: Data, bitsSum: UInt64) {
         let n = shape.reduce(1, *)
         let (center, scale) = rule(name, shape)
         let seed = fnv1a64(name)
@@ -86,6 +87,31 @@ enum DeterministicB32 {
             }
         }
         return (data, sums.prefix(chunks).reduce(0, &+))
+    }
+
+    /// Writes `configs` (file name -> JSON object) and model.safetensors with every tensor of `tensors` made by
+    /// `rule`, failing the test if a tensor's fingerprint differs from the one the fixture script recorded.
+    static func write(to directory: URL, tensors list: [Tensor], configs: [String: Any], generator: String,
+                      rule: (String, [Int]) -> (center: Double, scale: Double?),
+                      file: StaticString = #filePath, line: UInt = #line) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (fileName, object) in configs {
+            try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+                .write(to: directory.appendingPathComponent(fileName))
+        }
+        var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
+        var mismatched: [String] = []
+        for t in list {
+            let (data, sum) = values(t.name, t.shape, rule: rule)
+            if UInt64(t.bits_sum) != sum { mismatched.append(t.name) }
+            tensors.append((t.name, .f32, t.shape, data))
+        }
+        XCTAssertTrue(mismatched.isEmpty, """
+            \(mismatched.count) of \(list.count) regenerated tensors differ from those the fixture script \
+            computed with (first: \(mismatched.prefix(3).joined(separator: ", "))); generator: \(generator)
+            """, file: file, line: line)
+        try writeSafetensors(to: directory.appendingPathComponent("model.safetensors"), tensors: tensors,
+                             metadata: ["format": "pt"])
     }
 
     /// Writes config.json, preprocessor_config.json and model.safetensors into `directory`, failing the

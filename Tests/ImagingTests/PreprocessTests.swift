@@ -35,6 +35,32 @@ final class PreprocessTests: XCTestCase {
         }
     }
 
+    /// NEAREST picks whole pixels; which ones, for 60 size pairs, as PIL picks them (nearest_resize_fixtures.py).
+    func testNearestResizePicksThePixelsPILPicks() throws {
+        struct Fixture: Decodable {
+            struct C: Decodable { let width: Int; let height: Int; let out_width: Int; let out_height: Int; let cols: [Int]; let rows: [Int] }
+            let cases: [C]
+        }
+        let fixture = try Fixtures.json("nearest.json", as: Fixture.self)
+        XCTAssertGreaterThanOrEqual(fixture.cases.count, 60)
+        for c in fixture.cases {
+            var px = [UInt8](repeating: 0, count: c.width * c.height * 3)
+            for y in 0..<c.height { for x in 0..<c.width {
+                let i = (y * c.width + x) * 3
+                px[i] = UInt8(x % 256); px[i + 1] = UInt8(y % 256); px[i + 2] = UInt8((x / 256) * 16 + y / 256)
+            } }
+            let out = RGBImage(width: c.width, height: c.height, pixels: px).resized(width: c.out_width, height: c.out_height, filter: .nearest)
+            let p = out.pixels, ow = c.out_width
+            let cols: [Int] = (0..<ow).map { x -> Int in Int(p[x * 3]) + 256 * Int(p[x * 3 + 2] / 16) }
+            let rows: [Int] = (0..<c.out_height).map { y -> Int in
+                let i = y * ow * 3
+                return Int(p[i + 1]) + 256 * Int(p[i + 2] % 16)
+            }
+            XCTAssertEqual(cols, c.cols, "\(c.width)x\(c.height) -> \(c.out_width)x\(c.out_height): columns")
+            XCTAssertEqual(rows, c.rows, "\(c.width)x\(c.height) -> \(c.out_width)x\(c.out_height): rows")
+        }
+    }
+
     func testCropPixelsMatchReferencePipelines() throws {
         let fixture = try Fixtures.json("preprocess.json", as: PreprocessFixture.self)
         let pipelines = Set(fixture.results.map(\.pipeline))
@@ -118,7 +144,7 @@ final class PreprocessTests: XCTestCase {
         // Round trip through our encoder.
         let again = try JSONDecoder().decode(CLIPImageProcessorConfig.self, from: JSONEncoder().encode(c2))
         XCTAssertEqual(again, c2)
-        XCTAssertThrowsError(try JSONDecoder().decode(CLIPImageProcessorConfig.self, from: Data(#"{"resample": 0}"#.utf8)))
+        XCTAssertThrowsError(try JSONDecoder().decode(CLIPImageProcessorConfig.self, from: Data(#"{"resample": 6}"#.utf8)))
         XCTAssertThrowsError(try JSONDecoder().decode(CLIPImageProcessorConfig.self, from: Data(#"{"image_mean": [0.5]}"#.utf8)))
         XCTAssertThrowsError(try CLIPPreprocessor.openCLIP(size: 0))
     }

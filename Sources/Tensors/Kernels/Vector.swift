@@ -45,6 +45,14 @@ public enum Vec {
         while i < n { y[i] += x[i]; i += 1 }
     }
 
+    /// y[i] *= x[i]
+    @inlinable @inline(__always)
+    public static func mul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n { store8(y + i, load8(y + i) * load8(x + i)); i += 8 }
+        while i < n { y[i] *= x[i]; i += 1 }
+    }
+
     /// x[i] *= alpha
     @inlinable @inline(__always)
     public static func scale(_ x: UnsafeMutablePointer<Float>, _ alpha: Float, _ n: Int) {

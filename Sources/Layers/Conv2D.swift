@@ -1,0 +1,176 @@
+// Convolutions for the convolutional image towers (EfficientNet in ALIGN, and the ResNets and ConvNeXts
+// to come), on channels-last feature maps: an image is [H * W, C], row (y * W + x), so a 1x1 convolution is
+// a Linear over the pixel rows (one GEMM), a depthwise convolution walks contiguous channel vectors, and
+// a dense k x k convolution unfolds its receptive fields into rows (im2col) for the same GEMM.
+// Padding is given per side (PyTorch's "same", ZeroPad2d, correct_pad): taps outside the map read zero.
+// An eval-mode BatchNorm after a convolution is folded into its weights and bias once, at load.
+import Tensors
+
+/// The geometry of one convolution over an H x W map.
+public struct ConvGeometry: Sendable, Equatable {
+    public var kernel: Int
+    public var stride: Int
+    public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+
+    public init(kernel: Int, stride: Int, padTop: Int, padLeft: Int, padBottom: Int, padRight: Int) {
+        self.kernel = kernel; self.stride = stride
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+    }
+
+    /// Symmetric padding of k / 2 (PyTorch's padding="same" for an odd kernel at stride 1).
+    public static func same(kernel: Int) -> ConvGeometry {
+        ConvGeometry(kernel: kernel, stride: 1, padTop: kernel / 2, padLeft: kernel / 2, padBottom: kernel / 2, padRight: kernel / 2)
+    }
+
+    /// floor((n + pads - k) / stride) + 1 (0 when the kernel does not fit).
+    public func outputSize(height h: Int, width w: Int) -> (height: Int, width: Int) {
+        let ph = h + padTop + padBottom - kernel, pw = w + padLeft + padRight - kernel
+        guard ph >= 0, pw >= 0 else { return (0, 0) }
+        return (ph / stride + 1, pw / stride + 1)
+    }
+}
+
+/// Eval-mode BatchNorm2d parameters, to fold into the convolution before it.
+public struct BatchNormParameters: Sendable {
+    public var weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float]
+    public var eps: Float
+
+    public init(weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float], eps: Float) {
+        self.weight = weight; self.bias = bias; self.runningMean = runningMean; self.runningVar = runningVar; self.eps = eps
+    }
+
+    /// Per channel (scale, shift): BN(y) = scale * y + shift, computed in Double.
+    public var affine: (scale: [Float], shift: [Float]) {
+        var scale = [Float](repeating: 0, count: weight.count), shift = scale
+        for c in weight.indices {
+            let s = Double(weight[c]) / (Double(runningVar[c]) + Double(eps)).squareRoot()
+            scale[c] = Float(s)
+            shift[c] = Float(Double(bias[c]) - Double(runningMean[c]) * s)
+        }
+        return (scale, shift)
+    }
+
+    /// Folds BN into a convolution with output-major weights [out, rest] and an optional bias.
+    public func fold(weights: [Float], outputs: Int, bias: [Float]?) -> (weights: [Float], bias: [Float]) {
+        let (scale, shift) = affine
+        let rest = weights.count / outputs
+        var w = weights
+        var b = [Float](repeating: 0, count: outputs)
+        for o in 0..<outputs {
+            let s = scale[o]
+            for i in 0..<rest { w[o * rest + i] = Float(Double(weights[o * rest + i]) * Double(s)) }
+            b[o] = Float(Double(shift[o]) + Double(bias?[o] ?? 0) * Double(s))
+        }
+        return (w, b)
+    }
+}
+
+/// A depthwise convolution (groups == channels, one k x k filter per channel) on channels-last maps.
+public struct DepthwiseConv2D: Sendable {
+    public let channels: Int
+    public let geometry: ConvGeometry
+    /// [k * k, C]: tap-major so the channels of one tap are contiguous.
+    let taps: [Float]
+    let bias: [Float]
+
+    /// `weight` as PyTorch stores it, [C, 1, k, k] flattened.
+    public init(weight: [Float], bias: [Float]?, channels: Int, geometry: ConvGeometry) {
+        let k = geometry.kernel
+        precondition(weight.count == channels * k * k)
+        var t = [Float](repeating: 0, count: k * k * channels)
+        for c in 0..<channels { for i in 0..<(k * k) { t[i * channels + c] = weight[c * k * k + i] } }
+        taps = t
+        self.bias = bias ?? [Float](repeating: 0, count: channels)
+        self.channels = channels
+        self.geometry = geometry
+    }
+
+    /// out [oh * ow, C] from x [h * w, C].
+    public func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, height h: Int, width w: Int) {
+        let g = geometry, k = g.kernel, c = channels
+        let (oh, ow) = g.outputSize(height: h, width: w)
+        taps.withUnsafeBufferPointer { tb in bias.withUnsafeBufferPointer { bb in
+            nonisolated(unsafe) let t = tb.baseAddress!, b = bb.baseAddress!
+            nonisolated(unsafe) let xp = x, op = out
+            parallelFor(oh, minPerChunk: max(1, 4096 / max(1, ow * c / 8))) { oy in
+                let y0 = oy * g.stride - g.padTop
+                let ky0 = max(0, -y0), ky1 = min(k, h - y0)
+                for ox in 0..<ow {
+                    let x0 = ox * g.stride - g.padLeft
+                    let kx0 = max(0, -x0), kx1 = min(k, w - x0)
+                    let o = op + (oy * ow + ox) * c
+                    var ch = 0
+                    while ch + 16 <= c {
+                        var a0 = load(b + ch), a1 = load(b + ch + 8)
+                        for ky in ky0..<max(ky0, ky1) {
+                            let row = xp + ((y0 + ky) * w + x0) * c + ch
+                            let trow = t + (ky * k) * c + ch
+                            for kx in kx0..<max(kx0, kx1) {
+                                let xi = row + kx * c, ti = trow + kx * c
+                                a0.addProduct(load(xi), load(ti)); a1.addProduct(load(xi + 8), load(ti + 8))
+                            }
+                        }
+                        store(a0, o + ch); store(a1, o + ch + 8)
+                        ch += 16
+                    }
+                    while ch < c {
+                        var a = b[ch]
+                        for ky in ky0..<max(ky0, ky1) { for kx in kx0..<max(kx0, kx1) {
+                            a += xp[((y0 + ky) * w + x0 + kx) * c + ch] * t[(ky * k + kx) * c + ch]
+                        } }
+                        o[ch] = a
+                        ch += 1
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// A dense k x k convolution: im2col rows in PyTorch's (c_in, ky, kx) order times the [C_out, C_in k k]
+/// weight as one Linear.
+public struct Conv2D: Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let geometry: ConvGeometry
+    public let linear: Linear
+
+    /// `weight` as PyTorch stores it, [C_out, C_in, k, k] flattened.
+    public init(weight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int, geometry: ConvGeometry) {
+        precondition(weight.count == outChannels * inChannels * geometry.kernel * geometry.kernel)
+        self.inChannels = inChannels; self.outChannels = outChannels; self.geometry = geometry
+        linear = Linear(dense: weight, out: outChannels, in: inChannels * geometry.kernel * geometry.kernel, bias: bias)
+    }
+
+    /// out [oh * ow, C_out] from x [h * w, C_in]; `columns` is scratch of oh * ow * C_in * k * k floats.
+    public func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, height h: Int, width w: Int,
+                        columns: UnsafeMutablePointer<Float>) {
+        let g = geometry, k = g.kernel, cin = inChannels
+        let (oh, ow) = g.outputSize(height: h, width: w)
+        let kk = cin * k * k
+        nonisolated(unsafe) let xp = x, cols = columns
+        parallelFor(oh) { oy in
+            for ox in 0..<ow {
+                let row = cols + (oy * ow + ox) * kk
+                let y0 = oy * g.stride - g.padTop, x0 = ox * g.stride - g.padLeft
+                for ci in 0..<cin { for ky in 0..<k { for kx in 0..<k {
+                    let y = y0 + ky, xx = x0 + kx
+                    row[(ci * k + ky) * k + kx] = (y >= 0 && y < h && xx >= 0 && xx < w) ? xp[(y * w + xx) * cin + ci] : 0
+                } } }
+            }
+        }
+        linear.forward(out, columns, rows: oh * ow)
+    }
+}
+
+@inline(__always) private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
