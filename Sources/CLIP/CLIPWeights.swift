@@ -43,6 +43,20 @@ struct VisionTowerWeights: Sendable {
 }
 
 extension StrictWeightReader {
+    /// One transformers CLIP/SigLIP encoder layer under `p`: layer_norm1, self_attn.{q,k,v,out}_proj,
+    /// layer_norm2, mlp.fc1/fc2.
+    mutating func huggingFaceBlock(_ p: String, _ t: CLIPTransformerConfig) throws -> BlockWeights {
+        let w = t.width
+        let q = try linear(p + ".self_attn.q_proj", out: w, in: w)
+        let k = try linear(p + ".self_attn.k_proj", out: w, in: w)
+        let v = try linear(p + ".self_attn.v_proj", out: w, in: w)
+        return BlockWeights(norm1: try norm(p + ".layer_norm1", w), qkv: Linear(stacking: [q, k, v]),
+                            out: try linear(p + ".self_attn.out_proj", out: w, in: w),
+                            norm2: try norm(p + ".layer_norm2", w),
+                            fc1: try linear(p + ".mlp.fc1", out: t.mlpWidth, in: w),
+                            fc2: try linear(p + ".mlp.fc2", out: w, in: t.mlpWidth))
+    }
+
     mutating func norm(_ prefix: String, _ n: Int) throws -> LayerNormWeights {
         LayerNormWeights(weight: try take(prefix + ".weight", [n]), bias: try take(prefix + ".bias", [n]))
     }
@@ -92,18 +106,7 @@ enum CLIPWeightNames {
 
     private static func huggingFace(_ a: CLIPArchitecture, _ r: inout StrictWeightReader) throws
         -> (TextTowerWeights, VisionTowerWeights) {
-        func block(_ p: String, _ t: CLIPTransformerConfig) throws -> BlockWeights {
-            let w = t.width
-            let q = try r.linear(p + ".self_attn.q_proj", out: w, in: w)
-            let k = try r.linear(p + ".self_attn.k_proj", out: w, in: w)
-            let v = try r.linear(p + ".self_attn.v_proj", out: w, in: w)
-            let qkv = Linear(stacking: [q, k, v])
-            return BlockWeights(norm1: try r.norm(p + ".layer_norm1", w), qkv: qkv,
-                                out: try r.linear(p + ".self_attn.out_proj", out: w, in: w),
-                                norm2: try r.norm(p + ".layer_norm2", w),
-                                fc1: try r.linear(p + ".mlp.fc1", out: t.mlpWidth, in: w),
-                                fc2: try r.linear(p + ".mlp.fc2", out: w, in: t.mlpWidth))
-        }
+        func block(_ p: String, _ t: CLIPTransformerConfig) throws -> BlockWeights { try r.huggingFaceBlock(p, t) }
         let t = a.text.transformer, v = a.vision.transformer, p = a.vision.patchSize
         let text = TextTowerWeights(
             tokenEmbedding: try r.take("text_model.embeddings.token_embedding.weight", [a.text.vocabSize, t.width]),

@@ -19,6 +19,8 @@ public enum VLMFamilies {
                   load: { try VLMLoader.loadHuggingFace($0, tokenizer: $1) }),
         VLMFamily(name: "ALIGN", modelTypes: ["align"], reference: "transformers AlignModel (kakaobrain/align-base)",
                   load: { dir, _ in try ALIGNModel.load(dir) }),
+        VLMFamily(name: "SigLIP", modelTypes: ["siglip"], reference: "transformers SiglipModel (google/siglip-*, fixed-resolution SigLIP 2)",
+                  load: { dir, _ in try SigLIPModel.load(dir) }),
     ]
 
     /// config.json's model_type, nil when it has none.

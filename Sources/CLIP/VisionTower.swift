@@ -25,25 +25,10 @@ struct VisionTower: Sendable {
         }
         if images.isEmpty { return [] }
         let b = images.count, w = config.transformer.width, p = config.patchSize, g = config.gridSize
-        let t = config.tokens, patches = g * g, k = 3 * p * p, rows = b * t
+        let t = config.tokens, patches = g * g, rows = b * t
         var x = [Float](repeating: 0, count: rows * w)
 
-        // Unfold: one row per patch, (c, ky, kx) order to match the conv kernel [W, 3, p, p].
-        var unfolded = [Float](repeating: 0, count: b * patches * k)
-        unfolded.withUnsafeMutableBufferPointer { u in
-            let up = u.baseAddress!
-            for (bi, im) in images.enumerated() {
-                im.withUnsafeBufferPointer { src in
-                    for gy in 0..<g { for gx in 0..<g {
-                        let row = up + ((bi * patches) + gy * g + gx) * k
-                        for c in 0..<3 { for ky in 0..<p {
-                            let from = src.baseAddress! + c * s * s + (gy * p + ky) * s + gx * p
-                            (row + (c * p + ky) * p).update(from: from, count: p)
-                        } }
-                    } }
-                }
-            }
-        }
+        let unfolded = Self.unfoldPatches(images, imageSize: s, patch: p)
         var embedded = [Float](repeating: 0, count: b * patches * w)
         unfolded.withUnsafeBufferPointer { u in embedded.withUnsafeMutableBufferPointer { e in
             linear(e.baseAddress!, u.baseAddress!, weights.patchEmbedding, rows: b * patches)
@@ -68,6 +53,28 @@ struct VisionTower: Sendable {
             transformer.forward(xp, rows: rows, segments: segments, causal: false)
         }
         return pool(x, count: b)
+    }
+
+    /// One row per patch in (c, ky, kx) order, the layout of a [W, 3, p, p] patch convolution's kernel:
+    /// [images * (S / p)^2, 3 p p] from CHW images.
+    static func unfoldPatches(_ images: [[Float]], imageSize s: Int, patch p: Int) -> [Float] {
+        let g = s / p, patches = g * g, k = 3 * p * p
+        var unfolded = [Float](repeating: 0, count: images.count * patches * k)
+        unfolded.withUnsafeMutableBufferPointer { u in
+            let up = u.baseAddress!
+            for (bi, im) in images.enumerated() {
+                im.withUnsafeBufferPointer { src in
+                    for gy in 0..<g { for gx in 0..<g {
+                        let row = up + ((bi * patches) + gy * g + gx) * k
+                        for c in 0..<3 { for ky in 0..<p {
+                            let from = src.baseAddress! + c * s * s + (gy * p + ky) * s + gx * p
+                            (row + (c * p + ky) * p).update(from: from, count: p)
+                        } }
+                    } }
+                }
+            }
+        }
+        return unfolded
     }
 
     private func pool(_ x: [Float], count b: Int) -> [[Float]] {

@@ -1,0 +1,356 @@
+// transformers' SiglipModel (google/siglip-*, and SigLIP 2's fixed-resolution checkpoints, which keep
+// model_type "siglip" and bring Gemma's tokenizer): pre-LN ViT encoders like CLIP's, but
+// - vision: patch embeddings (with bias) + position embeddings, no class token and no pre-LayerNorm; the
+//   post-LayerNorm on every token, then the attention-pooling (MAP) head: a learned probe attends over the
+//   tokens through nn.MultiheadAttention, and LayerNorm + MLP with a residual; that vector is the image
+//   embedding (no projection);
+// - text: the padded context (SiglipProcessor pads to max_length 64 with </s> and passes no attention
+//   mask, so the padding is attended), bidirectional, final LayerNorm at the last position, then `head`;
+// - logits = exp(logit_scale) cos + logit_bias (a sigmoid loss), so the EX2 reward is the mean of the model's
+//   own logits: scale exp(logit_scale), bias logit_bias.
+import Foundation
+import Imaging
+import Layers
+import ModelFiles
+import Tensors
+import Tokenizers
+
+public struct SigLIPConfig: Sendable, Equatable {
+    public var text = CLIPTransformerConfig(width: 768, layers: 12, heads: 12, mlpWidth: 3072, activation: .geluTanh, layerNormEps: 1e-6)
+    public var vision = CLIPTransformerConfig(width: 768, layers: 12, heads: 12, mlpWidth: 3072, activation: .geluTanh, layerNormEps: 1e-6)
+    public var vocabSize = 32000, contextLength = 64
+    /// What texts are padded with: the tokenizer's pad token (</s> for SigLIP), else text_config.pad_token_id.
+    public var padTokenId = 1
+    public var projectionSize = 768
+    public var imageSize = 224, patchSize = 16
+    public var visionUseHead = true
+
+    public var gridSize: Int { imageSize / patchSize }
+    public var patches: Int { gridSize * gridSize }
+
+    struct Raw: Decodable {
+        struct T: Decodable {
+            var vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads: Int?
+            var max_position_embeddings, pad_token_id, projection_size: Int?
+            var hidden_act: String?
+            var layer_norm_eps: Double?
+        }
+        struct V: Decodable {
+            var hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_channels, image_size, patch_size: Int?
+            var hidden_act: String?
+            var layer_norm_eps: Double?
+            var vision_use_head: Bool?
+        }
+        var model_type: String?
+        var text_config: T?
+        var vision_config: V?
+    }
+
+    public init() {}
+
+    public init(contentsOf url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw CLIPError.badConfig(file: url.path, detail: "cannot read the file (\(error.localizedDescription))")
+        }
+        let raw: Raw
+        do { raw = try JSONDecoder().decode(Raw.self, from: data) } catch {
+            throw CLIPError.badConfig(file: url.path, detail: "not a valid SigLIP config.json: \(describe(error))")
+        }
+        func bad(_ d: String) -> CLIPError { CLIPError.unsupportedArchitecture(model: url.path, detail: d) }
+        func act(_ name: String?, _ section: String) throws -> Activation {
+            guard let name else { return .geluTanh }
+            guard let a = Activation(configName: name) else { throw bad("\(section).hidden_act '\(name)' is not implemented") }
+            return a
+        }
+        let t = raw.text_config, v = raw.vision_config
+        text = CLIPTransformerConfig(width: t?.hidden_size ?? 768, layers: t?.num_hidden_layers ?? 12,
+                                     heads: t?.num_attention_heads ?? 12, mlpWidth: t?.intermediate_size ?? 3072,
+                                     activation: try act(t?.hidden_act, "text_config"), layerNormEps: Float(t?.layer_norm_eps ?? 1e-6))
+        vision = CLIPTransformerConfig(width: v?.hidden_size ?? 768, layers: v?.num_hidden_layers ?? 12,
+                                       heads: v?.num_attention_heads ?? 12, mlpWidth: v?.intermediate_size ?? 3072,
+                                       activation: try act(v?.hidden_act, "vision_config"), layerNormEps: Float(v?.layer_norm_eps ?? 1e-6))
+        vocabSize = t?.vocab_size ?? 32000
+        contextLength = t?.max_position_embeddings ?? 64
+        padTokenId = t?.pad_token_id ?? 1
+        projectionSize = t?.projection_size ?? text.width
+        imageSize = v?.image_size ?? 224
+        patchSize = v?.patch_size ?? 16
+        visionUseHead = v?.vision_use_head ?? true
+        if let c = v?.num_channels, c != 3 { throw bad("vision_config.num_channels \(c) (RGB only)") }
+        guard visionUseHead else { throw bad("vision_config.vision_use_head false: the image embedding would be undefined (SiglipModel pools through the head)") }
+        for (tower, c) in [("text", text), ("vision", vision)] {
+            guard c.width > 0, c.layers > 0, c.heads > 0, c.mlpWidth > 0, c.width % c.heads == 0 else {
+                throw bad("\(tower) tower: width \(c.width), \(c.layers) layers, \(c.heads) heads (width must be a positive multiple of heads)")
+            }
+        }
+        guard patchSize > 0, imageSize >= patchSize, imageSize % patchSize == 0 else {
+            throw bad("image size \(imageSize) is not a multiple of patch size \(patchSize)")
+        }
+        guard vocabSize > 0, contextLength > 0, padTokenId >= 0, padTokenId < vocabSize else {
+            throw bad("text_config: vocab \(vocabSize), context \(contextLength), pad id \(padTokenId)")
+        }
+        guard projectionSize == vision.width else {
+            throw bad("text_config.projection_size \(projectionSize) differs from the image width \(vision.width); SiglipModel compares them directly")
+        }
+    }
+}
+
+struct SigLIPVisionWeights: Sendable {
+    var patchEmbedding: Linear       // [W, 3 p p] with bias
+    var positionEmbedding: [Float]   // [patches, W]
+    var blocks: [BlockWeights]
+    var postNorm: LayerNormWeights
+    var probe: [Float]               // [W]
+    var headQuery: Linear            // [W, W]: the probe's query
+    var headKeyValue: Linear         // [2W, W]: keys and values of the tokens
+    var headOut: Linear              // [W, W]
+    var headNorm: LayerNormWeights
+    var headFC1: Linear, headFC2: Linear
+}
+
+struct SigLIPTextWeights: Sendable {
+    var tokenEmbedding: [Float]      // [V, W]
+    var positionEmbedding: [Float]   // [ctx, W]
+    var blocks: [BlockWeights]
+    var finalNorm: LayerNormWeights
+    var head: Linear                 // [P, W]
+}
+
+public final class SigLIPModel: VisionLanguageModel {
+    public let config: SigLIPConfig
+    public let preprocessor: CLIPPreprocessor
+    let tokenize: (@Sendable (String) -> [Int])?
+    public let logitScale: Float
+    public let logitBias: Float
+    public let identity: String
+    public let notes: [String]
+    public let imageBatch = 16, textBatch = 32
+
+    let vision: SigLIPVisionWeights
+    let text: SigLIPTextWeights
+    let visionEncoder: CLIPTransformer
+    let textEncoder: CLIPTransformer
+
+    public var embedDim: Int { config.vision.width }
+    public var summary: String {
+        "SigLIP ViT (\(config.vision.layers) layers, width \(config.vision.width), patch \(config.patchSize), \(config.imageSize) px; text \(config.text.layers) layers, width \(config.text.width), context \(config.contextLength); embed \(embedDim))"
+    }
+    public var preprocessingKey: String { "siglip|\(preprocessor.mode)" }
+
+    init(config: SigLIPConfig, vision: SigLIPVisionWeights, text: SigLIPTextWeights, logitScale: Float, logitBias: Float,
+         preprocessor: CLIPPreprocessor, tokenize: (@Sendable (String) -> [Int])?, identity: String, notes: [String]) {
+        self.config = config; self.vision = vision; self.text = text
+        self.logitScale = logitScale; self.logitBias = logitBias
+        self.preprocessor = preprocessor; self.tokenize = tokenize
+        self.identity = identity; self.notes = notes
+        visionEncoder = CLIPTransformer(config: config.vision, blocks: vision.blocks)
+        textEncoder = CLIPTransformer(config: config.text, blocks: text.blocks)
+    }
+
+    public func preprocess(_ image: RGBImage) -> [Float] { preprocessor(image) }
+
+    // MARK: images
+
+    public func embedPreprocessed(_ pixels: [[Float]], normalize: Bool) throws -> [[Float]] {
+        let s = config.imageSize
+        for (i, im) in pixels.enumerated() where im.count != 3 * s * s {
+            throw CLIPError.badInput("image \(i) has \(im.count) values; the model takes 3 x \(s) x \(s) = \(3 * s * s) (check the preprocessing size)")
+        }
+        var out: [[Float]] = []
+        out.reserveCapacity(pixels.count)
+        for start in stride(from: 0, to: pixels.count, by: imageBatch) {
+            out += embedBatch(Array(pixels[start..<min(pixels.count, start + imageBatch)]))
+        }
+        return normalize ? out.map(l2Normalized) : out
+    }
+
+    private func embedBatch(_ images: [[Float]]) -> [[Float]] {
+        if images.isEmpty { return [] }
+        let c = config, w = c.vision.width, t = c.patches, b = images.count, rows = b * t
+        let unfolded = VisionTower.unfoldPatches(images, imageSize: c.imageSize, patch: c.patchSize)
+        var x = [Float](repeating: 0, count: rows * w)
+        var kv = [Float](repeating: 0, count: rows * 2 * w)
+        var pooled = [Float](repeating: 0, count: b * w)
+        x.withUnsafeMutableBufferPointer { xb in
+            let xp = xb.baseAddress!
+            unfolded.withUnsafeBufferPointer { u in vision.patchEmbedding.forward(xp, u.baseAddress!, rows: rows) }
+            vision.positionEmbedding.withUnsafeBufferPointer { pos in
+                for r in 0..<rows { Vec.add(xp + r * w, pos.baseAddress! + (r % t) * w, w) }
+            }
+            visionEncoder.forward(xp, rows: rows, segments: (0..<b).map { ($0 * t)..<(($0 + 1) * t) }, causal: false)
+            layerNorm(xp, xp, vision.postNorm, rows: rows, dim: w, eps: c.vision.layerNormEps)
+            kv.withUnsafeMutableBufferPointer { k in vision.headKeyValue.forward(k.baseAddress!, xp, rows: rows) }
+        }
+        // The probe's query is the same for every image.
+        var q = [Float](repeating: 0, count: w)
+        vision.probe.withUnsafeBufferPointer { p in q.withUnsafeMutableBufferPointer { qb in
+            vision.headQuery.forward(qb.baseAddress!, p.baseAddress!, rows: 1)
+        } }
+        let heads = c.vision.heads, hd = w / heads
+        let scale = 1 / Float(hd).squareRoot()
+        var attended = [Float](repeating: 0, count: b * w)
+        kv.withUnsafeBufferPointer { kvb in q.withUnsafeBufferPointer { qb in attended.withUnsafeMutableBufferPointer { ab in
+            nonisolated(unsafe) let kvp = kvb.baseAddress!, qp = qb.baseAddress!, ap = ab.baseAddress!
+            parallelFor(b * heads) { task in
+                let img = task / heads, h = task % heads
+                var scores = [Float](repeating: 0, count: t)
+                for j in 0..<t {
+                    scores[j] = scale * Vec.dot(qp + h * hd, kvp + (img * t + j) * 2 * w + h * hd, hd)
+                }
+                scores.withUnsafeMutableBufferPointer { Softmax.softmaxRow($0.baseAddress!, t) }
+                let o = ap + img * w + h * hd
+                for d in 0..<hd { o[d] = 0 }
+                for j in 0..<t { Vec.axpy(o, scores[j], kvp + (img * t + j) * 2 * w + w + h * hd, hd) }
+            }
+        } } }
+        var normed = [Float](repeating: 0, count: b * w)
+        var hidden = [Float](repeating: 0, count: b * c.vision.mlpWidth)
+        pooled.withUnsafeMutableBufferPointer { pb in attended.withUnsafeBufferPointer { ab in
+        normed.withUnsafeMutableBufferPointer { nb in hidden.withUnsafeMutableBufferPointer { hb in
+            let pp = pb.baseAddress!, np = nb.baseAddress!, hp = hb.baseAddress!
+            vision.headOut.forward(pp, ab.baseAddress!, rows: b)               // residual
+            layerNorm(np, pp, vision.headNorm, rows: b, dim: w, eps: c.vision.layerNormEps)
+            vision.headFC1.forward(hp, np, rows: b)
+            CLIPActivation.apply(c.vision.activation, hp, count: b * c.vision.mlpWidth)
+            vision.headFC2.forward(np, hp, rows: b)
+            Vec.add(pp, np, b * w)
+        } } } }
+        return (0..<b).map { Array(pooled[($0 * w)..<(($0 + 1) * w)]) }
+    }
+
+    // MARK: texts
+
+    /// Embeddings of token id sequences (..., </s>; unpadded: they are padded to the context here, as
+    /// SiglipProcessor pads them).
+    public func embedTokens(_ ids: [[Int]], normalize: Bool = true) throws -> [[Float]] {
+        let c = config
+        for seq in ids {
+            guard seq.count <= c.contextLength else {
+                throw CLIPError.badInput("\(seq.count) tokens, more than the context length \(c.contextLength); truncate with the tokenizer")
+            }
+            if let bad = seq.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+                throw CLIPError.badInput("token id \(bad) outside the vocabulary of \(c.vocabSize)")
+            }
+        }
+        var out: [[Float]] = []
+        out.reserveCapacity(ids.count)
+        for start in stride(from: 0, to: ids.count, by: textBatch) {
+            out += embedTextBatch(Array(ids[start..<min(ids.count, start + textBatch)]))
+        }
+        return normalize ? out.map(l2Normalized) : out
+    }
+
+    private func embedTextBatch(_ batch: [[Int]]) -> [[Float]] {
+        if batch.isEmpty { return [] }
+        let c = config, w = c.text.width, ctx = c.contextLength, b = batch.count, rows = b * ctx
+        var x = [Float](repeating: 0, count: rows * w)
+        var last = [Float](repeating: 0, count: b * w)
+        var out = [Float](repeating: 0, count: b * c.projectionSize)
+        x.withUnsafeMutableBufferPointer { xb in
+            let xp = xb.baseAddress!
+            text.tokenEmbedding.withUnsafeBufferPointer { tok in text.positionEmbedding.withUnsafeBufferPointer { pos in
+                for (i, seq) in batch.enumerated() {
+                    for j in 0..<ctx {
+                        let id = j < seq.count ? seq[j] : c.padTokenId
+                        let row = xp + (i * ctx + j) * w
+                        row.update(from: tok.baseAddress! + id * w, count: w)
+                        Vec.add(row, pos.baseAddress! + j * w, w)
+                    }
+                }
+            } }
+            textEncoder.forward(xp, rows: rows, segments: (0..<b).map { ($0 * ctx)..<(($0 + 1) * ctx) }, causal: false)
+            last.withUnsafeMutableBufferPointer { lb in
+                for i in 0..<b { (lb.baseAddress! + i * w).update(from: xp + (i * ctx + ctx - 1) * w, count: w) }
+                layerNorm(lb.baseAddress!, lb.baseAddress!, text.finalNorm, rows: b, dim: w, eps: c.text.layerNormEps)
+                out.withUnsafeMutableBufferPointer { ob in text.head.forward(ob.baseAddress!, lb.baseAddress!, rows: b) }
+            }
+        }
+        let p = c.projectionSize
+        return (0..<b).map { Array(out[($0 * p)..<(($0 + 1) * p)]) }
+    }
+
+    public func embedTexts(_ texts: [String], normalize: Bool) throws -> [[Float]] {
+        guard let tokenize else {
+            throw CLIPError.badInput("this SigLIP model was loaded without a tokenizer (no spiece.model or tokenizer.json next to the weights)")
+        }
+        return try embedTokens(texts.map(tokenize), normalize: normalize)
+    }
+}
+
+extension SigLIPModel {
+    static func load(_ dir: URL) throws -> SigLIPModel {
+        let configURL = dir.appendingPathComponent("config.json")
+        let c = try SigLIPConfig(contentsOf: configURL)
+        let checkpoint: (source: any WeightSource, files: [URL])
+        do { checkpoint = try ModelWeights.open(directory: dir) } catch {
+            throw CLIPError.badWeights(file: dir.path, detail: "\(error)")
+        }
+        var r = StrictWeightReader(checkpoint.source, file: dir.path)
+        let vision: SigLIPVisionWeights, text: SigLIPTextWeights, scale: Float, bias: Float
+        do {
+            let w = c.vision.width, p = c.patchSize
+            let inProj = try r.take("vision_model.head.attention.in_proj_weight", [3 * w, w])
+            let inBias = try r.take("vision_model.head.attention.in_proj_bias", [3 * w])
+            vision = SigLIPVisionWeights(
+                patchEmbedding: Linear(dense: try r.take("vision_model.embeddings.patch_embedding.weight", [w, 3, p, p]),
+                                       out: w, in: 3 * p * p, bias: try r.take("vision_model.embeddings.patch_embedding.bias", [w])),
+                positionEmbedding: try r.take("vision_model.embeddings.position_embedding.weight", [c.patches, w]),
+                blocks: try (0..<c.vision.layers).map { try r.huggingFaceBlock("vision_model.encoder.layers.\($0)", c.vision) },
+                postNorm: try r.norm("vision_model.post_layernorm", w),
+                probe: try r.take("vision_model.head.probe", [1, 1, w]),
+                headQuery: Linear(dense: Array(inProj[0..<(w * w)]), out: w, in: w, bias: Array(inBias[0..<w])),
+                headKeyValue: Linear(dense: Array(inProj[(w * w)...]), out: 2 * w, in: w, bias: Array(inBias[w...])),
+                headOut: try r.linear("vision_model.head.attention.out_proj", out: w, in: w),
+                headNorm: try r.norm("vision_model.head.layernorm", w),
+                headFC1: try r.linear("vision_model.head.mlp.fc1", out: c.vision.mlpWidth, in: w),
+                headFC2: try r.linear("vision_model.head.mlp.fc2", out: w, in: c.vision.mlpWidth))
+            let tw = c.text.width
+            text = SigLIPTextWeights(
+                tokenEmbedding: try r.take("text_model.embeddings.token_embedding.weight", [c.vocabSize, tw]),
+                positionEmbedding: try r.take("text_model.embeddings.position_embedding.weight", [c.contextLength, tw]),
+                blocks: try (0..<c.text.layers).map { try r.huggingFaceBlock("text_model.encoder.layers.\($0)", c.text) },
+                finalNorm: try r.norm("text_model.final_layer_norm", tw),
+                head: try r.linear("text_model.head", out: c.projectionSize, in: tw))
+            scale = expf(try r.take("logit_scale", [1])[0])
+            bias = try r.take("logit_bias", [1])[0]
+            try r.finish(ignoring: { $0.hasSuffix("position_ids") }) { left in
+                let shown = left.prefix(8).joined(separator: ", ") + (left.count > 8 ? ", ... (\(left.count) in all)" : "")
+                return "is not used by this SigLIP architecture (unused tensors: \(shown)); the checkpoint does not match its config.json"
+            }
+        } catch let e as WeightError {
+            throw CLIPError.badWeights(file: e.file, detail: "tensor '\(e.tensor)': \(e.message)")
+        }
+        guard scale.isFinite, scale > 0, bias.isFinite else {
+            throw CLIPError.badWeights(file: dir.path, detail: "logit_scale/logit_bias are not finite (\(scale), \(bias))")
+        }
+        let ppURL = dir.appendingPathComponent("preprocessor_config.json")
+        var pp = CLIPImageProcessorConfig.siglip(size: c.imageSize)
+        if FileManager.default.fileExists(atPath: ppURL.path) {
+            pp = try CLIPImageProcessorConfig(contentsOf: ppURL, defaults: pp)
+        }
+        let preprocessor: CLIPPreprocessor
+        do { preprocessor = try CLIPPreprocessor.huggingFace(pp) } catch {
+            throw CLIPError.badConfig(file: ppURL.path, detail: "\(error)")
+        }
+        let out = preprocessor.outputSize(width: 1000, height: 1000)
+        guard out.height == c.imageSize, out.width == c.imageSize else {
+            throw CLIPError.badConfig(file: ppURL.path, detail: "preprocessing makes \(out.height)x\(out.width) images but the vision tower takes \(c.imageSize)x\(c.imageSize)")
+        }
+        var c2 = c
+        let found = try SigLIPTokenizers.find(dir, contextLength: c.contextLength, vocabSize: c.vocabSize)
+        if let pad = found?.padId, pad >= 0, pad < c.vocabSize { c2.padTokenId = pad }
+        let configText = (try? String(contentsOf: configURL, encoding: .utf8)) ?? "\(c)"
+        return SigLIPModel(config: c2, vision: vision, text: text, logitScale: scale, logitBias: bias, preprocessor: preprocessor,
+                           tokenize: found?.tokenize, identity: VLMLoader.identity(configText: configText, files: checkpoint.files), notes: [])
+    }
+}
+
+extension CLIPImageProcessorConfig {
+    /// SiglipImageProcessor's defaults: an exact square resize (bicubic), no crop, 1/255, mean and std 0.5.
+    public static func siglip(size: Int) -> CLIPImageProcessorConfig {
+        CLIPImageProcessorConfig(doResize: true, size: .exact(height: size, width: size), resample: .bicubic, doCenterCrop: false,
+                                 cropHeight: size, cropWidth: size, doRescale: true, rescaleFactor: 1.0 / 255.0, doNormalize: true,
+                                 imageMean: [0.5, 0.5, 0.5], imageStd: [0.5, 0.5, 0.5])
+    }
+}

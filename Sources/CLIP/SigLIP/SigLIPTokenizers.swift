@@ -1,0 +1,39 @@
+// Which tokenizer a SigLIP checkpoint brings: spiece.model (SigLIP: transformers' slow SiglipTokenizer,
+// reproduced by Tokenizers.SiglipTokenizer) or tokenizer.json (SigLIP 2's Gemma tokenizer, run by the
+// general tokenizer pipeline). Either way a text becomes ids ending as the processor leaves them, at most the
+// context long; the model pads them.
+import Foundation
+import Tokenizers
+
+enum SigLIPTokenizers {
+    /// The tokenize function and the id the processor pads with (nil: the config's pad_token_id).
+    static func find(_ dir: URL, contextLength: Int, vocabSize: Int) throws -> (tokenize: @Sendable (String) -> [Int], padId: Int?)? {
+        let fm = FileManager.default
+        let spiece = dir.appendingPathComponent("spiece.model")
+        if fm.fileExists(atPath: spiece.path) {
+            let tok = try SiglipTokenizer(spieceModel: spiece, lowercase: doLowerCase(dir))
+            guard tok.model.pieces.count <= vocabSize else {
+                throw CLIPError.badConfig(file: spiece.path, detail: "the tokenizer has \(tok.model.pieces.count) pieces but the text tower only \(vocabSize)")
+            }
+            return ({ tok.encode($0, maxLength: contextLength) }, tok.padId)
+        }
+        if fm.fileExists(atPath: dir.appendingPathComponent("tokenizer.json").path) {
+            let tok = try TokenizerLoader.load(directory: dir)
+            guard tok.vocabularySize <= vocabSize else {
+                throw CLIPError.badConfig(file: dir.appendingPathComponent("tokenizer.json").path, detail: "the tokenizer has \(tok.vocabularySize) entries but the text tower only \(vocabSize)")
+            }
+            return ({ text in
+                let ids = tok.encode(text, addSpecialTokens: true)
+                return Array(ids.prefix(contextLength))
+            }, tok.padTokenId)
+        }
+        return nil
+    }
+
+    /// tokenizer_config.json's do_lower_case (SiglipTokenizer's default, true, when absent).
+    private static func doLowerCase(_ dir: URL) -> Bool {
+        guard let d = try? Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json")),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return true }
+        return o["do_lower_case"] as? Bool ?? true
+    }
+}
