@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(name: "EX2CLI", dependencies: [
             "EX2", "Judge", "Server", "Report", "Hub", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
-        .executableTarget(name: "ex2-bench", dependencies: ["Tensors", "ModelFiles", "Llama", "CLIP", "PPO"], path: "Sources/Bench",
+        .executableTarget(name: "ex2-bench", dependencies: ["Tensors", "ModelFiles", "Llama", "CLIP", "Imaging", "PPO"], path: "Sources/Bench",
                           swiftSettings: fastMath),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: fastMath),

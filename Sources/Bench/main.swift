@@ -5,6 +5,7 @@
 //   ex2-bench ppo MODEL.gguf [--batch B] [--mini-batch M] [--accumulation A] [--epochs E]
 //   ex2-bench gemm
 //   ex2-bench clip
+//   ex2-bench vlm DIR
 import Foundation
 import Llama
 import ModelFiles
@@ -162,8 +163,9 @@ case "train" where args.count > 2: try benchTrain(args[2])
 case "ppo" where args.count > 2: try benchPPO(args[2])
 case "gemm": benchGEMM(Array(args.dropFirst(2)))
 case "clip": try benchCLIP()
+case "vlm" where args.count > 2: try benchVLM(args[2])
 case "matvec" where args.count > 2: try benchMatvec(args[2])
 default:
-    print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] [--lora RANK] | ex2-bench train MODEL.gguf [--batch N] [--profile] | ex2-bench gemm [M,N,K ...] | ex2-bench clip")
+    print("usage: ex2-bench generate MODEL.gguf [--batch B] [--new N] [--prompt-tokens P] [--runs R] [--lora RANK] | ex2-bench train MODEL.gguf [--batch N] [--profile] | ex2-bench gemm [M,N,K ...] | ex2-bench clip | ex2-bench vlm DIR [--batch B] [--text-batch T] [--length L]")
     exit(2)
 }

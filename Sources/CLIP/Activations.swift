@@ -1,5 +1,6 @@
 // The MLP activations of the CLIP towers over a whole [rows, mlpWidth] buffer, eight lanes at a time:
-// QuickGELU (x * sigmoid(1.702 x), OpenAI CLIP and HF checkpoints) and exact GELU (OpenCLIP's LAION models).
+// QuickGELU (x * sigmoid(1.702 x), OpenAI CLIP and HF checkpoints), exact GELU (OpenCLIP's LAION models, BERT),
+// tanh-GELU (SigLIP) and SiLU/swish (EfficientNet).
 // The scalar versions in Tensors call expf/erff per element, which cost about as much as a tenth of the
 // MLP GEMMs at ViT-B/32's shape; these use Vec.exp8. Erf is Abramowitz & Stegun 7.1.26 (absolute error
 // below 1.5e-7, i.e. within float rounding of GELU's output scale). Other activations use the scalar path.
@@ -12,6 +13,7 @@ enum CLIPActivation {
         case .quickGelu: run(x, n, quickGELU8, { $0 / (1 + expf(-1.702 * $0)) })
         case .gelu: run(x, n, gelu8, { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752440)) })
         case .silu: run(x, n, silu8, { $0 / (1 + expf(-$0)) })
+        case .geluTanh: run(x, n, geluTanh8, { kind.apply($0) })
         default: kind.apply(x, count: n)
         }
     }
@@ -40,6 +42,15 @@ enum CLIPActivation {
     @inline(__always)
     static func silu8(_ x: SIMD8<Float>) -> SIMD8<Float> {
         x / (1 + Vec.exp8(-x))
+    }
+
+    /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), tanh(z) = 1 - 2 / (exp(2z) + 1) (exp8 saturating at
+    /// both ends gives tanh = +-1 exactly).
+    @inline(__always)
+    static func geluTanh8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let z = 0.79788456080286535588 * (x + 0.044715 * x * x * x)
+        let onePlusTanh = 2 - 2 / (Vec.exp8(2 * z) + 1)
+        return 0.5 * x * onePlusTanh
     }
 
     /// 1 / (1 + exp(-x)), for squeeze-and-excitation gates.

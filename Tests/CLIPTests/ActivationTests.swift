@@ -1,4 +1,4 @@
-// The vectorised QuickGELU and GELU of the CLIP MLPs against the formulas in Double, on odd sizes (the
+// The vectorised QuickGELU, GELU, tanh-GELU and SiLU of the VLM towers against the formulas in Double, on odd sizes (the
 // SIMD body, the scalar tail and both together) and on values from deep negative to deep positive.
 import Foundation
 import XCTest
@@ -10,13 +10,14 @@ final class ActivationTests: XCTestCase {
         switch kind {
         case .quickGelu: return x / (1 + exp(-1.702 * x))
         case .gelu: return 0.5 * x * (1 + erf(x / 2.0.squareRoot()))
-        default: fatalError("not a CLIP activation")
+        case .geluTanh: return 0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+        case .silu: return x / (1 + exp(-x))
         }
     }
 
     func testVectorisedActivationsMatchDoubleFormulas() {
         var rng = RandomStream(seed: 5)
-        for kind in [Activation.quickGelu, .gelu] {
+        for kind in [Activation.quickGelu, .gelu, .geluTanh, .silu] {
             for n in [1, 3, 7, 8, 17, 33, 4099, 40_000] {
                 var x = (0..<n).map { _ in (rng.nextFloat() * 2 - 1) * 12 }
                 let specials: [Float] = [0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 60, -60, 100, -100, 1e4, -1e4]
