@@ -68,9 +68,12 @@ public enum CLIPNaming: String, Sendable, Equatable {
 
 public struct CLIPArchitecture: Sendable, Equatable {
     public var text: CLIPTextConfig
+    /// The ViT image tower; with `resnet` set only its image size is meaningful.
     public var vision: CLIPVisionConfig
     public var embedDim: Int
     public var naming: CLIPNaming
+    /// OpenAI's ModifiedResNet image tower instead of the ViT (open_clip RN50, RN101, ...).
+    public var resnet: ModifiedResNetConfig? = nil
 }
 
 // MARK: - transformers
@@ -213,6 +216,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var noLnPre = false, finalLnAfterPool = false
         public var poolType = "tok"
         public var layerNormEps: Double = 1e-5
+        /// Set when `layers` is a list: OpenAI's ModifiedResNet with these blocks per stage.
+        public var resnetLayers: [Int]?
 
         enum CodingKeys: String, CodingKey {
             case imageSize = "image_size", layers, width, headWidth = "head_width", patchSize = "patch_size"
@@ -227,12 +232,18 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
                 "attentional_pool", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
                 "scale_attn_inner", "scale_attn", "scale_fc", "timm_model_name", "act_kwargs",
             ], where: "vision_cfg", special: ["pos_embed_type": "learnable", "block_type": "default"])
-            if raw.contains(AnyKey("layers")), (try? raw.decode(Int.self, forKey: AnyKey("layers"))) == nil {
-                throw unsupported("vision_cfg.layers is a list: a ResNet image tower")
-            }
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = VisionCfg()
             imageSize = try decodeSize(raw, "image_size") ?? d.imageSize
+            if let list = try? raw.decode([Int].self, forKey: AnyKey("layers")) {
+                guard list.count == 4, list.allSatisfy({ $0 > 0 && $0 < 1000 }) else {
+                    throw unsupported("vision_cfg.layers \(list): a ModifiedResNet needs four positive block counts")
+                }
+                resnetLayers = list
+                width = try c.decodeIfPresent(Int.self, forKey: .width) ?? 64
+                headWidth = try c.decodeIfPresent(Int.self, forKey: .headWidth) ?? 64
+                return
+            }
             patchSize = try decodeSize(raw, "patch_size") ?? d.patchSize
             layers = try c.decodeIfPresent(Int.self, forKey: .layers) ?? d.layers
             width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
@@ -315,6 +326,18 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
     public func architecture(name: String) throws -> CLIPArchitecture {
         let act: Activation = quickGelu ? .quickGelu : .gelu
         let v = visionCfg, t = textCfg
+        if let layers = v.resnetLayers {
+            guard v.width > 0, v.width % 2 == 0, v.headWidth > 0, (v.width * 32) % v.headWidth == 0, v.imageSize >= 32, v.imageSize % 32 == 0 else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "ModifiedResNet width \(v.width), head_width \(v.headWidth), image size \(v.imageSize) (the width must be even, width x 32 a multiple of head_width, the image a multiple of 32)")
+            }
+            var arch = try textOnlyArchitecture(name: name, act: act)
+            arch.resnet = ModifiedResNetConfig(layers: layers, width: v.width, heads: v.width * 32 / v.headWidth,
+                                               imageSize: v.imageSize, outputDim: embedDim)
+            arch.vision.imageSize = v.imageSize
+            arch.vision.patchSize = 32
+            try arch.validate(name: name)
+            return arch
+        }
         guard v.width % v.headWidth == 0 else {
             throw CLIPError.unsupportedArchitecture(model: name, detail: "vision width \(v.width) is not a multiple of head_width \(v.headWidth)")
         }
@@ -352,6 +375,20 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             embedDim: embedDim, naming: customText ? .openCLIPCustomText : .openCLIP)
         try arch.validate(name: name)
         return arch
+    }
+}
+
+extension OpenCLIPModelConfig {
+    /// The text side lowered as for a ViT model, with a placeholder ViT that a ModifiedResNet replaces.
+    func textOnlyArchitecture(name: String, act: Activation) throws -> CLIPArchitecture {
+        var copy = self
+        copy.visionCfg = VisionCfg()
+        copy.visionCfg.imageSize = 32
+        copy.visionCfg.patchSize = 32
+        copy.visionCfg.width = 64
+        copy.visionCfg.headWidth = 64
+        copy.visionCfg.layers = 1
+        return try copy.architecture(name: name)
     }
 }
 

@@ -15,13 +15,22 @@ public enum CLIPError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The embedding cache directory cannot be written.
     case cacheFailure(path: String, detail: String)
 
+    /// The detail alone, without the file and the advice.
+    public var reason: String {
+        switch self {
+        case let .badConfig(_, d), let .unsupportedArchitecture(_, d), let .badWeights(_, d), let .modelNotFound(_, d),
+             let .cacheFailure(_, d): return d
+        case let .badInput(d): return d
+        }
+    }
+
     public var description: String {
         switch self {
         case let .badConfig(file, detail):
             return "\(file): \(detail)"
         case let .unsupportedArchitecture(model, detail):
-            return "\(model): unsupported CLIP architecture: \(detail); supported are ViT image towers with "
-                + "class-token or average pooling and causal text transformers (HF CLIPModel, OpenCLIP ViT-* models)"
+            return "\(model): unsupported VLM architecture: \(detail); supported are transformers' CLIPModel, AlignModel "
+                + "and SiglipModel checkpoints and OpenCLIP's plain ViT models (`ex2 embed --list-vlms` lists them)"
         case let .badWeights(file, detail):
             return "\(file): \(detail); the weights do not match the model config, re-download the checkpoint"
         case let .modelNotFound(spec, detail):

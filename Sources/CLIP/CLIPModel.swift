@@ -38,11 +38,12 @@ public final class CLIPModel: VisionLanguageModel {
     public let imageBatch = 32, textBatch = 64
 
     let text: TextTower
-    let vision: VisionTower
+    let vision: VisionTower?
+    let resnet: ModifiedResNetTower?
 
     public var embedDim: Int { architecture.embedDim }
 
-    init(architecture: CLIPArchitecture, weights: (text: TextTowerWeights, vision: VisionTowerWeights, logLogitScale: Float?),
+    init(architecture: CLIPArchitecture, weights: (text: TextTowerWeights, vision: ImageTowerWeights, logLogitScale: Float?),
          preprocessor: CLIPPreprocessor, tokenizer: (any CLIPTextTokenizing)?, fixedScale: Float?, identity: String,
          notes: [String]) {
         self.architecture = architecture
@@ -53,13 +54,23 @@ public final class CLIPModel: VisionLanguageModel {
         self.identity = identity
         self.notes = notes
         text = TextTower(config: architecture.text, embedDim: architecture.embedDim, weights: weights.text)
-        vision = VisionTower(config: architecture.vision, embedDim: architecture.embedDim, weights: weights.vision)
+        switch weights.vision {
+        case .vit(let w):
+            vision = VisionTower(config: architecture.vision, embedDim: architecture.embedDim, weights: w)
+            resnet = nil
+        case .resnet(let w):
+            vision = nil
+            resnet = ModifiedResNetTower(config: architecture.resnet!, weights: w)
+        }
     }
 
     // MARK: embedding
 
     public var summary: String {
         let v = architecture.vision, t = architecture.text
+        if let r = architecture.resnet {
+            return "CLIP ModifiedResNet (layers \(r.layers), width \(r.width), \(r.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
+        }
         return "CLIP ViT (\(v.transformer.layers) layers, width \(v.transformer.width), patch \(v.patchSize), \(v.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
     }
 
@@ -72,7 +83,8 @@ public final class CLIPModel: VisionLanguageModel {
         var out: [[Float]] = []
         out.reserveCapacity(pixels.count)
         for start in stride(from: 0, to: pixels.count, by: imageBatch) {
-            out += try vision.embed(Array(pixels[start..<min(pixels.count, start + imageBatch)]))
+            let chunk = Array(pixels[start..<min(pixels.count, start + imageBatch)])
+            out += try vision?.embed(chunk) ?? resnet!.embed(chunk)
         }
         return normalize ? out.map(l2Normalized) : out
     }

@@ -32,6 +32,12 @@ struct TextTowerWeights: Sendable {
     var projection: Linear    // [E, W]
 }
 
+/// The image tower's weights: a ViT, or OpenAI's ModifiedResNet.
+enum ImageTowerWeights: Sendable {
+    case vit(VisionTowerWeights)
+    case resnet(ModifiedResNetWeights)
+}
+
 struct VisionTowerWeights: Sendable {
     var patchEmbedding: Linear // [W, 3 * p * p], conv kernel flattened in (c, ky, kx) order
     var classEmbedding: [Float]      // [W]
@@ -74,16 +80,16 @@ enum CLIPWeightNames {
     /// Reads both towers and the stored log logit scale (nil when the checkpoint has none).
     /// A tensor at fault comes out as CLIPError.badWeights, naming the file and the tensor.
     static func load(_ arch: CLIPArchitecture, from source: any WeightSource, file: String) throws
-        -> (text: TextTowerWeights, vision: VisionTowerWeights, logLogitScale: Float?) {
+        -> (text: TextTowerWeights, vision: ImageTowerWeights, logLogitScale: Float?) {
         do { return try read(arch, from: source, file: file) } catch let e as WeightError {
             throw CLIPError.badWeights(file: e.file, detail: "tensor '\(e.tensor)': \(e.message)")
         }
     }
 
     private static func read(_ arch: CLIPArchitecture, from source: any WeightSource, file: String) throws
-        -> (text: TextTowerWeights, vision: VisionTowerWeights, logLogitScale: Float?) {
+        -> (text: TextTowerWeights, vision: ImageTowerWeights, logLogitScale: Float?) {
         var r = StrictWeightReader(source, file: file)
-        let result: (TextTowerWeights, VisionTowerWeights)
+        let result: (TextTowerWeights, ImageTowerWeights)
         switch arch.naming {
         case .huggingFace: result = try huggingFace(arch, &r)
         case .openCLIP: result = try openCLIP(arch, &r, textPrefix: "")
@@ -95,7 +101,7 @@ enum CLIPWeightNames {
             throw CLIPError.badWeights(file: file, detail: "the checkpoint has a logit_bias (a SigLIP-style model), which this CLIP engine does not implement")
         }
         // Buffers that carry no weights are skipped.
-        try r.finish(ignoring: { $0.hasSuffix("position_ids") || $0.hasSuffix("attn_mask") }) { left in
+        try r.finish(ignoring: { $0.hasSuffix("position_ids") || $0.hasSuffix("attn_mask") || $0.hasSuffix("num_batches_tracked") }) { left in
             let shown = left.prefix(8).joined(separator: ", ") + (left.count > 8 ? ", ... (\(left.count) in all)" : "")
             return "is not used by this CLIP architecture (unused tensors: \(shown)); the checkpoint holds parts it does not have"
         }
@@ -105,7 +111,7 @@ enum CLIPWeightNames {
     // MARK: transformers
 
     private static func huggingFace(_ a: CLIPArchitecture, _ r: inout StrictWeightReader) throws
-        -> (TextTowerWeights, VisionTowerWeights) {
+        -> (TextTowerWeights, ImageTowerWeights) {
         func block(_ p: String, _ t: CLIPTransformerConfig) throws -> BlockWeights { try r.huggingFaceBlock(p, t) }
         let t = a.text.transformer, v = a.vision.transformer, p = a.vision.patchSize
         let text = TextTowerWeights(
@@ -123,13 +129,13 @@ enum CLIPWeightNames {
             blocks: try (0..<v.layers).map { try block("vision_model.encoder.layers.\($0)", v) },
             postNorm: try r.norm("vision_model.post_layernorm", v.width),
             projection: try r.linear("visual_projection", out: a.embedDim, in: v.width, bias: false))
-        return (text, vision)
+        return (text, .vit(vision))
     }
 
     // MARK: OpenCLIP
 
     private static func openCLIP(_ a: CLIPArchitecture, _ r: inout StrictWeightReader, textPrefix tp: String) throws
-        -> (TextTowerWeights, VisionTowerWeights) {
+        -> (TextTowerWeights, ImageTowerWeights) {
         func block(_ p: String, _ t: CLIPTransformerConfig) throws -> BlockWeights {
             let w = t.width
             return BlockWeights(norm1: try r.norm(p + ".ln_1", w),
@@ -153,6 +159,7 @@ enum CLIPWeightNames {
             blocks: try (0..<t.layers).map { try block(tp + "transformer.resblocks.\($0)", t) },
             finalNorm: try r.norm(tp + "ln_final", t.width),
             projection: textProjection)
+        if let rc = a.resnet { return (text, .resnet(try ModifiedResNetTower.read(rc, &r))) }
         let vision = VisionTowerWeights(
             patchEmbedding: Linear(dense: try r.take("visual.conv1.weight", [v.width, 3, p, p]), out: v.width, in: 3 * p * p),
             classEmbedding: try r.take("visual.class_embedding", [v.width]),
@@ -161,6 +168,6 @@ enum CLIPWeightNames {
             blocks: try (0..<v.layers).map { try block("visual.transformer.resblocks.\($0)", v) },
             postNorm: try r.norm("visual.ln_post", v.width),
             projection: try r.projectionMatrix("visual.proj", in: v.width, out: a.embedDim))
-        return (text, vision)
+        return (text, .vit(vision))
     }
 }

@@ -78,6 +78,24 @@ public enum OpenCLIPRegistry {
         }
     }
 
+    /// Every shipped model config: whether this engine builds it, else the first feature it lacks.
+    public static func supportTable() -> [(name: String, supported: Bool, detail: String)] {
+        modelNames.map { name in
+            do {
+                let cfg = try modelConfig(name)
+                let arch = try cfg.architecture(name: name)
+                if let r = arch.resnet {
+                    return (name, true, "ModifiedResNet \(r.layers) width \(r.width), \(r.imageSize) px, embed \(arch.embedDim)")
+                }
+                return (name, true, "ViT-\(arch.vision.patchSize) \(arch.vision.imageSize) px, embed \(arch.embedDim)")
+            } catch let e as CLIPError {
+                return (name, false, e.reason)
+            } catch {
+                return (name, false, "\(error)")
+            }
+        }
+    }
+
     /// Pretrained tags of a model, sorted.
     public static func tags(model: String) -> [String] {
         ((try? table.get().models[model].map { Array($0.keys).sorted() }) ?? nil) ?? []

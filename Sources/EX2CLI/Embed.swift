@@ -6,7 +6,7 @@ import Foundation
 
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Embed images and texts with a CLIP model (L2-normalised), with the model's logit scale.",
+        abstract: "Embed images and texts with a VLM (CLIP, ALIGN, SigLIP, OpenCLIP; L2-normalised), with its logit scale.",
         discussion: """
             Output is JSON by default (to stdout, or to --output): {"model", "dimension", "logit_scale", \
             "normalized": true, "images": [{"path", "embedding"}], "texts": [{"text", "embedding"}]}. \
@@ -21,8 +21,10 @@ struct Embed: ParsableCommand {
             so embedding the same images again is instant.
             """)
 
-    @Option(help: "The CLIP model: an HF CLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, r-open-clip:MODEL:PRETRAINED or r-open-clip:hf-hub:ORG/NAME.")
-    var vlm: String
+    @Option(help: "The VLM: an HF CLIP, ALIGN or SigLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, r-open-clip:MODEL:PRETRAINED or r-open-clip:hf-hub:ORG/NAME.")
+    var vlm: String?
+    @Flag(help: "List the VLM families and OpenCLIP model configs this build supports (and why the others are not), then exit.")
+    var listVlms = false
     @OptionGroup var vlmRevision: VLMOnlyRevision
     @Option(parsing: .upToNextOption, help: "Image files (JPEG or PNG); repeat the option or list several after it.")
     var image: [String] = []
@@ -36,11 +38,15 @@ struct Embed: ParsableCommand {
     var noCache = false
 
     func validate() throws {
+        if listVlms { return }
+        if vlm == nil { throw ValidationError("--vlm is required (or --list-vlms to see what is supported)") }
         if image.isEmpty && text.isEmpty { throw ValidationError("give at least one --image FILE or --text TEXT") }
         if noCache && cacheDir != nil { throw ValidationError("--no-cache and --cache-dir contradict each other; pass one") }
     }
 
     func run() throws {
+        if listVlms { print(VLMList.text(), terminator: ""); return }
+        guard let vlm else { throw ValidationError("--vlm is required") }
         let cache: URL? = noCache ? nil : cacheDir.map { URL(fileURLWithPath: $0) } ?? EmbedRequest.defaultCacheDirectory
         let request = EmbedRequest(vlm: vlm, images: image.map { URL(fileURLWithPath: $0) }, texts: text, cacheDirectory: cache)
         // A bar only pays off for more than a batch or two of images.

@@ -127,8 +127,8 @@ public struct DepthwiseConv2D: Sendable {
     }
 }
 
-/// A dense k x k convolution: im2col rows in PyTorch's (c_in, ky, kx) order times the [C_out, C_in k k]
-/// weight as one Linear.
+/// A dense k x k convolution: im2col rows in (ky, kx, c_in) order (each tap's channels are one contiguous copy
+/// from the channels-last map) times the weight, permuted once to that order, as one Linear.
 public struct Conv2D: Sendable {
     public let inChannels: Int
     public let outChannels: Int
@@ -137,29 +137,79 @@ public struct Conv2D: Sendable {
 
     /// `weight` as PyTorch stores it, [C_out, C_in, k, k] flattened.
     public init(weight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int, geometry: ConvGeometry) {
-        precondition(weight.count == outChannels * inChannels * geometry.kernel * geometry.kernel)
+        let k = geometry.kernel
+        precondition(weight.count == outChannels * inChannels * k * k)
         self.inChannels = inChannels; self.outChannels = outChannels; self.geometry = geometry
-        linear = Linear(dense: weight, out: outChannels, in: inChannels * geometry.kernel * geometry.kernel, bias: bias)
+        let kk = inChannels * k * k
+        var permuted = [Float](repeating: 0, count: weight.count)
+        for o in 0..<outChannels { for ci in 0..<inChannels { for t in 0..<(k * k) {
+            permuted[o * kk + t * inChannels + ci] = weight[o * kk + ci * k * k + t]
+        } } }
+        linear = Linear(dense: permuted, out: outChannels, in: kk, bias: bias)
     }
 
-    /// out [oh * ow, C_out] from x [h * w, C_in]; `columns` is scratch of oh * ow * C_in * k * k floats.
+    /// Floats of scratch `forward` needs for `images` h x w inputs.
+    public func columnCount(height h: Int, width w: Int, images: Int = 1) -> Int {
+        let (oh, ow) = geometry.outputSize(height: h, width: w)
+        return images * oh * ow * inChannels * geometry.kernel * geometry.kernel
+    }
+
+    /// out [images, oh * ow, C_out] from x [images, h * w, C_in] (one GEMM for all images); `columns` holds at
+    /// least columnCount(height:width:images:) floats.
     public func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, height h: Int, width w: Int,
-                        columns: UnsafeMutablePointer<Float>) {
+                        images: Int = 1, columns: UnsafeMutablePointer<Float>) {
         let g = geometry, k = g.kernel, cin = inChannels
         let (oh, ow) = g.outputSize(height: h, width: w)
         let kk = cin * k * k
-        nonisolated(unsafe) let xp = x, cols = columns
-        parallelFor(oh) { oy in
+        nonisolated(unsafe) let xbase = x, cols = columns
+        parallelFor(images * oh) { task in
+            let img = task / oh, oy = task % oh
+            let xp = xbase + img * h * w * cin
             for ox in 0..<ow {
-                let row = cols + (oy * ow + ox) * kk
+                let row = cols + ((img * oh + oy) * ow + ox) * kk
                 let y0 = oy * g.stride - g.padTop, x0 = ox * g.stride - g.padLeft
-                for ci in 0..<cin { for ky in 0..<k { for kx in 0..<k {
-                    let y = y0 + ky, xx = x0 + kx
-                    row[(ci * k + ky) * k + kx] = (y >= 0 && y < h && xx >= 0 && xx < w) ? xp[(y * w + xx) * cin + ci] : 0
-                } } }
+                for ky in 0..<k {
+                    let y = y0 + ky
+                    for kx in 0..<k {
+                        let xx = x0 + kx
+                        let dst = row + (ky * k + kx) * cin
+                        if y >= 0 && y < h && xx >= 0 && xx < w {
+                            dst.update(from: xp + (y * w + xx) * cin, count: cin)
+                        } else {
+                            dst.update(repeating: 0, count: cin)
+                        }
+                    }
+                }
             }
         }
-        linear.forward(out, columns, rows: oh * ow)
+        linear.forward(out, columns, rows: images * oh * ow)
+    }
+}
+
+/// Average pooling with a k x k window at stride k (PyTorch AvgPool2d(k): no padding, floor), channels-last,
+/// over `images` maps one after another.
+public func averagePool(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, height h: Int, width w: Int,
+                        channels c: Int, kernel k: Int, images: Int = 1) {
+    let oh = h / k, ow = w / k
+    let inv = 1 / Float(k * k)
+    nonisolated(unsafe) let xbase = x, obase = out
+    parallelFor(images * oh) { task in
+        let img = task / oh, oy = task % oh
+        let xp = xbase + img * h * w * c, op = obase + img * oh * ow * c
+        for ox in 0..<ow {
+            let o = op + (oy * ow + ox) * c
+            o.update(repeating: 0, count: c)
+            for ky in 0..<k { for kx in 0..<k { Vec.add(o, xp + ((oy * k + ky) * w + ox * k + kx) * c, c) } }
+            Vec.scale(o, inv, c)
+        }
+    }
+}
+
+/// max(x, 0) in place.
+public func relu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    nonisolated(unsafe) let xp = x
+    parallelChunks(n, minPerChunk: 1 << 15) { r in
+        for i in r where xp[i] < 0 { xp[i] = 0 }
     }
 }
 

@@ -53,7 +53,7 @@ struct EfficientNetTower: Sendable {
         var a = [Float](repeating: 0, count: largest), b = a, c = a
         var hwc = [Float](repeating: 0, count: h * w * 3)
         for y in 0..<h { for x in 0..<w { for ch in 0..<3 { hwc[(y * w + x) * 3 + ch] = chw[ch * h * w + y * w + x] } } }
-        var columns = [Float](repeating: 0, count: sh * sw * 27)
+        var columns = [Float](repeating: 0, count: weights.stem.columnCount(height: h, width: w))
         var pooled = [Float]()
         a.withUnsafeMutableBufferPointer { ab in b.withUnsafeMutableBufferPointer { bb in c.withUnsafeMutableBufferPointer { cb in
             var cur = ab.baseAddress!, t1 = bb.baseAddress!, t2 = cb.baseAddress!
