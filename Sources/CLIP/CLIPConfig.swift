@@ -74,6 +74,8 @@ public struct CLIPArchitecture: Sendable, Equatable {
     public var naming: CLIPNaming
     /// OpenAI's ModifiedResNet image tower instead of the ViT (open_clip RN50, RN101, ...).
     public var resnet: ModifiedResNetConfig? = nil
+    /// timm's ConvNeXt image tower instead of the ViT (open_clip convnext_*).
+    public var convnext: ConvNeXtConfig? = nil
 }
 
 // MARK: - transformers
@@ -218,6 +220,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var layerNormEps: Double = 1e-5
         /// Set when `layers` is a list: OpenAI's ModifiedResNet with these blocks per stage.
         public var resnetLayers: [Int]?
+        /// Set for a timm ConvNeXt tower (timm_model_name convnext_*); its embed width is filled in later.
+        public var convnext: ConvNeXtConfig?
 
         enum CodingKeys: String, CodingKey {
             case imageSize = "image_size", layers, width, headWidth = "head_width", patchSize = "patch_size"
@@ -228,6 +232,10 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public init() {}
         public init(from decoder: Decoder) throws {
             let raw = try decoder.container(keyedBy: AnyKey.self)
+            if let timm = try? raw.decode(String.self, forKey: AnyKey("timm_model_name")), !timm.isEmpty {
+                self = try Self.timmTower(timm, raw)
+                return
+            }
             try rejectUnsupported(raw, harmless: ["output_tokens", "patch_dropout"], falsy: [
                 "attentional_pool", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
                 "scale_attn_inner", "scale_attn", "scale_fc", "timm_model_name", "act_kwargs",
@@ -326,6 +334,18 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
     public func architecture(name: String) throws -> CLIPArchitecture {
         let act: Activation = quickGelu ? .quickGelu : .gelu
         let v = visionCfg, t = textCfg
+        if var cn = v.convnext {
+            guard cn.imageSize >= 32, cn.imageSize % 32 == 0, cn.depths.count == 4, cn.dims.count == 4 else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "ConvNeXt image size \(cn.imageSize) (a multiple of 32 is needed)")
+            }
+            cn.embedDim = embedDim
+            var arch = try textOnlyArchitecture(name: name, act: act)
+            arch.convnext = cn
+            arch.vision.imageSize = cn.imageSize
+            arch.vision.patchSize = 32
+            try arch.validate(name: name)
+            return arch
+        }
         if let layers = v.resnetLayers {
             guard v.width > 0, v.width % 2 == 0, v.headWidth > 0, (v.width * 32) % v.headWidth == 0, v.imageSize >= 32, v.imageSize % 32 == 0 else {
                 throw CLIPError.unsupportedArchitecture(model: name, detail: "ModifiedResNet width \(v.width), head_width \(v.headWidth), image size \(v.imageSize) (the width must be even, width x 32 a multiple of head_width, the image a multiple of 32)")
@@ -389,6 +409,34 @@ extension OpenCLIPModelConfig {
         copy.visionCfg.headWidth = 64
         copy.visionCfg.layers = 1
         return try copy.architecture(name: name)
+    }
+}
+
+extension OpenCLIPModelConfig.VisionCfg {
+    /// A timm image tower (open_clip's TimmModel): ConvNeXt variants; anything else is refused by name.
+    static func timmTower(_ name: String, _ raw: KeyedDecodingContainer<AnyKey>) throws -> Self {
+        var cfg = Self()
+        guard let v = ConvNeXtConfig.variants[name] else {
+            throw unsupported("vision_cfg.timm_model_name '\(name)': this timm image tower is not implemented (timm towers supported: \(ConvNeXtConfig.variants.keys.sorted().joined(separator: ", ")))")
+        }
+        let allowed: Set<String> = ["timm_model_name", "timm_model_pretrained", "timm_pool", "timm_proj", "timm_proj_bias",
+                                    "timm_drop", "timm_drop_path", "image_size", "patch_dropout", "output_tokens"]
+        for key in raw.allKeys where !allowed.contains(key.stringValue) {
+            throw unsupported("vision_cfg.\(key.stringValue) with a timm tower (not implemented)")
+        }
+        let pool = (try? raw.decode(String.self, forKey: AnyKey("timm_pool"))) ?? "avg"
+        guard pool == "" else {
+            throw unsupported("vision_cfg.timm_pool '\(pool)' for \(name) (only '', which keeps the trunk's average pool and head norm, is implemented)")
+        }
+        let proj = (try? raw.decode(String.self, forKey: AnyKey("timm_proj"))) ?? "linear"
+        guard proj == "linear" || proj == "mlp" else {
+            throw unsupported("vision_cfg.timm_proj '\(proj)' for \(name) (only 'linear' and 'mlp' are implemented)")
+        }
+        cfg.imageSize = try decodeSize(raw, "image_size") ?? 224
+        cfg.convnext = ConvNeXtConfig(timmName: name, depths: v.depths, dims: v.dims, normEps: v.eps, imageSize: cfg.imageSize,
+                                      embedDim: 0, projection: proj,
+                                      projectionBias: (try? raw.decode(Bool.self, forKey: AnyKey("timm_proj_bias"))) ?? false)
+        return cfg
     }
 }
 
@@ -475,7 +523,7 @@ struct AnyKey: CodingKey {
     init?(intValue: Int) { return nil }
 }
 
-private func unsupported(_ detail: String) -> CLIPError {
+func unsupported(_ detail: String) -> CLIPError {
     CLIPError.unsupportedArchitecture(model: "open_clip config", detail: detail)
 }
 
@@ -507,7 +555,7 @@ private func rejectUnsupported(_ c: KeyedDecodingContainer<AnyKey>, harmless: Se
 }
 
 /// Sizes are an int or a square [h, w] pair.
-private func decodeSize(_ c: KeyedDecodingContainer<AnyKey>, _ name: String) throws -> Int? {
+func decodeSize(_ c: KeyedDecodingContainer<AnyKey>, _ name: String) throws -> Int? {
     let k = AnyKey(name)
     guard c.contains(k), !(try c.decodeNil(forKey: k)) else { return nil }
     if let n = try? c.decode(Int.self, forKey: k) { return n }

@@ -40,6 +40,7 @@ public final class CLIPModel: VisionLanguageModel {
     let text: TextTower
     let vision: VisionTower?
     let resnet: ModifiedResNetTower?
+    let convnext: ConvNeXtTower?
 
     public var embedDim: Int { architecture.embedDim }
 
@@ -57,10 +58,13 @@ public final class CLIPModel: VisionLanguageModel {
         switch weights.vision {
         case .vit(let w):
             vision = VisionTower(config: architecture.vision, embedDim: architecture.embedDim, weights: w)
-            resnet = nil
+            resnet = nil; convnext = nil
         case .resnet(let w):
-            vision = nil
             resnet = ModifiedResNetTower(config: architecture.resnet!, weights: w)
+            vision = nil; convnext = nil
+        case .convnext(let w):
+            convnext = ConvNeXtTower(config: architecture.convnext!, weights: w)
+            vision = nil; resnet = nil
         }
     }
 
@@ -68,6 +72,9 @@ public final class CLIPModel: VisionLanguageModel {
 
     public var summary: String {
         let v = architecture.vision, t = architecture.text
+        if let c = architecture.convnext {
+            return "CLIP ConvNeXt (\(c.timmName): depths \(c.depths), dims \(c.dims), \(c.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
+        }
         if let r = architecture.resnet {
             return "CLIP ModifiedResNet (layers \(r.layers), width \(r.width), \(r.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
         }
@@ -84,7 +91,7 @@ public final class CLIPModel: VisionLanguageModel {
         out.reserveCapacity(pixels.count)
         for start in stride(from: 0, to: pixels.count, by: imageBatch) {
             let chunk = Array(pixels[start..<min(pixels.count, start + imageBatch)])
-            out += try vision?.embed(chunk) ?? resnet!.embed(chunk)
+            if let vision { out += try vision.embed(chunk) } else if let resnet { out += try resnet.embed(chunk) } else { out += try convnext!.embed(chunk) }
         }
         return normalize ? out.map(l2Normalized) : out
     }

@@ -36,6 +36,7 @@ struct TextTowerWeights: Sendable {
 enum ImageTowerWeights: Sendable {
     case vit(VisionTowerWeights)
     case resnet(ModifiedResNetWeights)
+    case convnext(ConvNeXtWeights)
 }
 
 struct VisionTowerWeights: Sendable {
@@ -160,6 +161,7 @@ enum CLIPWeightNames {
             finalNorm: try r.norm(tp + "ln_final", t.width),
             projection: textProjection)
         if let rc = a.resnet { return (text, .resnet(try ModifiedResNetTower.read(rc, &r))) }
+        if let cc = a.convnext { return (text, .convnext(try ConvNeXtTower.read(cc, &r))) }
         let vision = VisionTowerWeights(
             patchEmbedding: Linear(dense: try r.take("visual.conv1.weight", [v.width, 3, p, p]), out: v.width, in: 3 * p * p),
             classEmbedding: try r.take("visual.class_embedding", [v.width]),

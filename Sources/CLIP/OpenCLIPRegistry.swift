@@ -84,6 +84,9 @@ public enum OpenCLIPRegistry {
             do {
                 let cfg = try modelConfig(name)
                 let arch = try cfg.architecture(name: name)
+                if let c = arch.convnext {
+                    return (name, true, "ConvNeXt \(c.timmName), \(c.imageSize) px, embed \(arch.embedDim)")
+                }
                 if let r = arch.resnet {
                     return (name, true, "ModifiedResNet \(r.layers) width \(r.width), \(r.imageSize) px, embed \(arch.embedDim)")
                 }
