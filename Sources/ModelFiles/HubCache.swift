@@ -132,7 +132,7 @@ public enum HubFileSelection {
     static let support = [
         "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
         "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
-        "preprocessor_config.json", "open_clip_config.json",
+        "preprocessor_config.json", "open_clip_config.json", "vocab.txt", "spiece.model",
     ]
 
     /// OpenCLIP's weight files, in the order open_clip prefers them.
