@@ -22,7 +22,7 @@ struct Score: ParsableCommand {
 
     @Option(name: .customLong("run"), help: ArgumentHelp("A run directory (`ex2 train --output-dir`): its VLM, dataset and RUN/descriptions.json are the defaults; the rewards go to RUN/rewards.json and RUN/descriptions.jsonl (class, template, text, reward).", valueName: "RUN"))
     var runDirectory: String?
-    @Option(help: "The CLIP model: an HF CLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, or r-open-clip:MODEL:PRETRAINED.")
+    @Option(help: "The VLM: an HF CLIP, ALIGN or SigLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, r-open-clip:MODEL:PRETRAINED or r-open-clip:hf-hub:ORG/NAME (`ex2 embed --list-vlms` lists what loads).")
     var vlm: String?
     @OptionGroup var vlmRevision: VLMOnlyRevision
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft, or folder:PATH (one sub-folder of images per concept).")

@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
             """)
 
     @OptionGroup var model: PolicyOptions
-    @Option(help: "The VLM: an HF CLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, or r-open-clip:MODEL:PRETRAINED.")
+    @Option(help: "The VLM: an HF CLIP, ALIGN or SigLIP directory or hub id (downloaded into the HF cache when missing), a directory with open_clip_config.json, r-open-clip:MODEL:PRETRAINED or r-open-clip:hf-hub:ORG/NAME (`ex2 embed --list-vlms` lists what loads).")
     var vlm: String
     @OptionGroup var vlmRevision: VLMRevision
     @Option(help: "cub, flowers, pets, stanford_cars, stanford_dogs, fgvc_aircraft, or folder:PATH (one sub-folder of images per concept).")

@@ -289,3 +289,42 @@ final class ScoreTests: XCTestCase {
         XCTAssertEqual(r.zeroShot?.labels.count, f.images.joined().count, "the broken image is not classified")
     }
 }
+
+/// With SigLIP the reward is the mean of the model's own logits (scale x cosine + bias) over a class's
+/// images: checked against transformers' logits_per_image for the tiny SigLIP of the CLIP tests.
+final class SigLIPRewardTests: XCTestCase {
+    func testRewardIsTheMeanOfSigLIPsLogits() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("CLIPTests/Fixtures")
+        struct Expected: Decodable {
+            struct Text: Decodable { let text: String }
+            struct Tiny: Decodable { let texts: [Text]; let logits_per_image: [[Double]]; let logit_bias: Double }
+            let tiny: Tiny
+        }
+        let e = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: fixtures.appendingPathComponent("siglip/siglip_expected.json"))).tiny
+        let images = ["chelsea_225x150_444_progressive.jpg", "coffee_333x517_420.jpg", "rocket_301x211_422.jpg"]
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("ex2-siglip-reward-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: root) }
+        // Class "animal" holds images 0 and 1, class "rocket" image 2.
+        for (i, file) in images.enumerated() {
+            let dir = root.appendingPathComponent(i < 2 ? "animal" : "rocket")
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try fm.copyItem(at: fixtures.appendingPathComponent("images/\(file)"), to: dir.appendingPathComponent(file))
+        }
+        let vlm = try VLMLoader.load(spec: fixtures.appendingPathComponent("siglip/tiny").path)
+        XCTAssertEqual(Double(vlm.logitBias), e.logit_bias, accuracy: 1e-6)
+        let dataset = try DatasetLoader.load(name: "folder:\(root.path)", root: root)
+        XCTAssertEqual(dataset.classNames, ["animal", "rocket"])
+        let model = try RewardModel(clip: vlm, dataset: dataset, options: RewardOptions(imagesPerClass: 0, cacheDirectory: nil))
+        let texts = e.texts.map(\.text)
+        for c in 0..<2 {
+            let got = try model.rewards(descriptions: texts, classes: Array(repeating: c, count: texts.count))
+            for (j, g) in got.enumerated() {
+                let rows = c == 0 ? [0, 1] : [2]
+                let want = rows.map { e.logits_per_image[$0][j] }.reduce(0, +) / Double(rows.count)
+                XCTAssertEqual(Double(g), want, accuracy: 2e-3 * max(1, abs(want)), "class \(c), text \(j)")
+            }
+        }
+    }
+}
