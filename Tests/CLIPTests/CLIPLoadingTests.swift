@@ -79,15 +79,20 @@ final class CLIPLoadingTests: XCTestCase {
         XCTAssertEqual(try OpenCLIPRegistry.pretrained(model: "ViT-B-32", tag: "laion2b_s34b_b79k").hubRepo,
                        "laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
         XCTAssertThrowsError(try OpenCLIPRegistry.pretrained(model: "ViT-B-32", tag: "nonsense"))
-        XCTAssertThrowsError(try OpenCLIPRegistry.modelConfig("RN50"))
+        let rn50 = try OpenCLIPRegistry.modelConfig("RN50").architecture(name: "RN50")
+        XCTAssertEqual(rn50.resnet?.layers, [3, 4, 6, 3])
+        XCTAssertEqual(rn50.resnet?.heads, 32)
+        XCTAssertEqual(try OpenCLIPRegistry.modelConfig("convnext_base").architecture(name: "convnext_base").convnext?.dims, [128, 256, 512, 1024])
     }
 
     func testUnsupportedOpenCLIPOptionsAreRefused() throws {
         let cases: [(String, String)] = [
             (#"{"embed_dim": 8, "init_logit_bias": -10, "vision_cfg": {}, "text_cfg": {}}"#, "init_logit_bias"),
-            (#"{"embed_dim": 8, "vision_cfg": {"layers": [3, 4, 6, 3]}, "text_cfg": {}}"#, "ResNet"),
+            (#"{"embed_dim": 8, "vision_cfg": {"layers": [3, 4, 6]}, "text_cfg": {}}"#, "ModifiedResNet"),
             (#"{"embed_dim": 8, "vision_cfg": {"attentional_pool": true}, "text_cfg": {}}"#, "attentional_pool"),
-            (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base"}, "text_cfg": {}}"#, "timm_model_name"),
+            (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224"}, "text_cfg": {}}"#, "timm_model_name"),
+            (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base", "timm_pool": "avg"}, "text_cfg": {}}"#, "timm_pool"),
+            (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base", "timm_pool": "", "timm_proj": "attn"}, "text_cfg": {}}"#, "timm_proj"),
             (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"hf_model_name": "roberta-base"}}"#, "hf_model_name"),
             (#"{"embed_dim": 8, "vision_cfg": {"some_new_option": 1}, "text_cfg": {}}"#, "some_new_option"),
         ]

@@ -119,4 +119,35 @@ final class SigLIPTests: XCTestCase {
         assertLogits(model.logits(images: imageEmbeds.map(l2Normalized), texts: textEmbeds.map(l2Normalized)),
                      real.logits_per_image, relative: 1e-3, "logits_per_image")
     }
+
+    /// Truncated and corrupted spiece.model files are refused or read, never crash, and whatever reads still
+    /// tokenizes.
+    func testCorruptSentencePieceModelsFailCleanly() throws {
+        let good = [UInt8](try Data(contentsOf: try Fixtures.url("siglip/spm/spiece.model")))
+        var rng = SystemRandomNumberGenerator()
+        var refused = 0, read = 0
+        for trial in 0..<300 {
+            var b = good
+            switch trial % 3 {
+            case 0: b = Array(b.prefix(Int.random(in: 0..<b.count, using: &rng)))
+            case 1: for _ in 0..<8 { b[Int.random(in: 0..<b.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            default:  // damage inside the charsmap, past the pieces
+                for _ in 0..<64 { b[Int.random(in: (b.count / 8)..<b.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            }
+            do {
+                let m = try SentencePieceModelFile(data: Data(b), file: "fuzz")
+                let cm = m.precompiledCharsmap.isEmpty ? nil : try PrecompiledCharsmap(m.precompiledCharsmap, file: "fuzz")
+                let n = SentencePieceNormalizer(charsmap: cm, addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true)
+                let u = UnigramModel(pieces: m.pieces.map(\.text), scores: m.pieces.map(\.score), types: m.pieces.map(\.type),
+                                     unkId: m.unkId, doublePrecision: false, fuseUnknown: true)
+                let ids = u.encode(n.normalize("Ｃａｆé a bird\u{0}\u{FFFD} 鳥 \u{1F600}"))
+                XCTAssertTrue(ids.allSatisfy { $0 >= 0 && Int($0) < m.pieces.count })
+                read += 1
+            } catch is TokenizerError {
+                refused += 1
+            }
+        }
+        XCTAssertGreaterThan(refused, 50)
+        print("spiece.model fuzz: \(read) read, \(refused) refused")
+    }
 }
