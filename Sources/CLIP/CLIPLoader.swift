@@ -253,6 +253,20 @@ extension VLMLoader {
         throw CLIPError.modelNotFound(spec: spec, detail: "\(repo)\(revision.map { " (revision \($0))" } ?? "") is not in the Hugging Face cache \(locator.hubCache.path); \(how)download it with `huggingface-cli download \(repo)` (set HF_HUB_CACHE or HF_HOME to use another cache)")
     }
 
+    /// The weights of an HF directory (safetensors preferred, else .bin, with shards), errors as badWeights.
+    static func openCheckpoint(_ dir: URL) throws -> (source: any WeightSource, files: [URL]) {
+        do { return try ModelWeights.open(directory: dir) } catch {
+            throw CLIPError.badWeights(file: dir.path, detail: "\(error)")
+        }
+    }
+
+    /// tokenizer_config.json's do_lower_case (true when absent, as BertTokenizer and SiglipTokenizer default).
+    static func doLowerCase(_ dir: URL) -> Bool {
+        guard let d = try? Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json")),
+              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return true }
+        return o["do_lower_case"] as? Bool ?? true
+    }
+
     /// Digest of the config text, each weight file's size and header, and 64 KiB samples spread over its data.
     static func identity(configText: String, files: [URL]) -> String {
         var h = SHA256()

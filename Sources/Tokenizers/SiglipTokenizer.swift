@@ -20,8 +20,8 @@ public struct SiglipTokenizer: Sendable {
     public let unkId: Int
     public let padId: Int
     public var lowercase = true
-    /// Special tokens cut out of the text, longest first.
-    let specials: [(text: String, id: Int)]
+    /// Special tokens cut out of the text (the longest match wins); their whitespace is stripped here.
+    let specials: AddedTokenMatcher
     /// How many pieces "<unk>" itself encodes to (dropped from the front of every encoding).
     let unkPrefixCount: Int
 
@@ -48,7 +48,7 @@ public struct SiglipTokenizer: Sendable {
         unkId = try id("<unk>")
         padId = eosId  // SiglipTokenizer pads with </s>
         self.lowercase = lowercase
-        specials = [("</s>", eosId), ("<unk>", unkId)].sorted { $0.0.count > $1.0.count }
+        specials = AddedTokenMatcher([AddedToken(id: Int32(eosId), content: "</s>"), AddedToken(id: Int32(unkId), content: "<unk>")])
         unkPrefixCount = unigram.encode(normalizer.normalize("<unk>")).count
     }
 
@@ -56,7 +56,12 @@ public struct SiglipTokenizer: Sendable {
     public func encode(_ text: String, maxLength: Int? = nil) -> [Int] {
         var ids: [Int] = []
         let prefixed = "\u{2581}" + text.replacingOccurrences(of: "\u{2581}", with: " ")
-        var segments = split(lowercase ? lowercased(prefixed) : prefixed)
+        var segments: [Segment] = specials.segments(Array((lowercase ? lowercased(prefixed) : prefixed).utf8)).map {
+            switch $0 {
+            case .token(let id): return .special(Int(id))
+            case .text(let bytes, _): return .text(String(decoding: bytes, as: UTF8.self))
+            }
+        }
         // AddedToken lstrip/rstrip: the text on either side of a special token loses its whitespace there.
         for i in segments.indices {
             guard case .special = segments[i] else { continue }
@@ -84,38 +89,14 @@ public struct SiglipTokenizer: Sendable {
 
     private enum Segment { case text(String), special(Int) }
 
-    private func split(_ text: String) -> [Segment] {
-        var out: [Segment] = []
-        var rest = Substring(text)
-        var pending = ""
-        while !rest.isEmpty {
-            if let hit = specials.first(where: { rest.hasPrefix($0.text) }) {
-                if !pending.isEmpty { out.append(.text(pending)); pending = "" }
-                out.append(.special(hit.id))
-                rest = rest.dropFirst(hit.text.count)
-            } else {
-                pending.append(rest.removeFirst())
-            }
-        }
-        if !pending.isEmpty { out.append(.text(pending)) }
-        return out
-    }
-
     /// Python's str.lower() outside the special tokens (re.sub with `.+?` leaves newlines as they are).
     private func lowercased(_ text: String) -> String {
-        var out = ""
-        var rest = Substring(text)
-        var pending = ""
-        while !rest.isEmpty {
-            if let hit = specials.first(where: { rest.hasPrefix($0.text) }) {
-                out += pending.lowercased(); pending = ""
-                out += hit.text
-                rest = rest.dropFirst(hit.text.count)
-            } else {
-                pending.append(rest.removeFirst())
+        specials.segments(Array(text.utf8)).map { seg -> String in
+            switch seg {
+            case .token(let id): return id == Int32(eosId) ? "</s>" : "<unk>"
+            case .text(let bytes, _): return String(decoding: bytes, as: UTF8.self).lowercased()
             }
-        }
-        return out + pending.lowercased()
+        }.joined()
     }
 
     /// SiglipTokenizer.canonicalize_text: string.punctuation removed, \s+ -> " ", strip().

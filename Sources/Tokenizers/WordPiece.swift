@@ -24,8 +24,8 @@ public struct WordPieceTokenizer: Sendable {
     public var cleanText = true
     public var continuingPrefix = "##"
     public var maxInputCharsPerWord = 100
-    /// Special tokens matched verbatim in the raw text, longest first.
-    let specials: [(text: String, id: Int)]
+    /// Special tokens matched verbatim in the raw text (the longest match wins).
+    let specials: AddedTokenMatcher
 
     public var vocabularySize: Int { pieces.count }
 
@@ -93,7 +93,7 @@ public struct WordPieceTokenizer: Sendable {
         clsId = try id("[CLS]")
         sepId = try id("[SEP]")
         padId = vocab["[PAD]"] ?? 0
-        self.specials = specials.compactMap { s in vocab[s].map { (s, $0) } }.sorted { $0.text.count > $1.text.count }
+        self.specials = AddedTokenMatcher(specials.compactMap { s in vocab[s].map { AddedToken(id: Int32($0), content: s) } })
     }
 
     /// [CLS] pieces [SEP], truncated to `maxLength` ids (the [SEP] kept last) when given.
@@ -106,37 +106,17 @@ public struct WordPieceTokenizer: Sendable {
     /// The pieces' ids, without [CLS]/[SEP].
     public func tokenIds(_ text: String) -> [Int] {
         var out: [Int] = []
-        for segment in splitSpecials(text) {
+        for segment in specials.segments(Array(text.utf8)) {
             switch segment {
-            case .special(let id): out.append(id)
-            case .text(let s):
-                for word in preTokenize(normalize(s)) { out += wordPiece(word) }
+            case .token(let id): out.append(Int(id))
+            case .text(let bytes, _):
+                for word in preTokenize(normalize(String(decoding: bytes, as: UTF8.self))) { out += wordPiece(word) }
             }
         }
         return out
     }
 
     // MARK: steps
-
-    private enum Segment { case text(String), special(Int) }
-
-    private func splitSpecials(_ text: String) -> [Segment] {
-        guard !specials.isEmpty else { return [.text(text)] }
-        var out: [Segment] = []
-        var rest = Substring(text)
-        var pending = ""
-        while !rest.isEmpty {
-            if let hit = specials.first(where: { rest.hasPrefix($0.text) }) {
-                if !pending.isEmpty { out.append(.text(pending)); pending = "" }
-                out.append(.special(hit.id))
-                rest = rest.dropFirst(hit.text.count)
-            } else {
-                pending.append(rest.removeFirst())
-            }
-        }
-        if !pending.isEmpty { out.append(.text(pending)) }
-        return out
-    }
 
     func normalize(_ text: String) -> String {
         var scalars = String.UnicodeScalarView()

@@ -94,10 +94,7 @@ public final class ALIGNModel: VisionLanguageModel {
     static func load(_ dir: URL) throws -> ALIGNModel {
         let configURL = dir.appendingPathComponent("config.json")
         let config = try ALIGNConfig(contentsOf: configURL)
-        let checkpoint: (source: any WeightSource, files: [URL])
-        do { checkpoint = try ModelWeights.open(directory: dir) } catch {
-            throw CLIPError.badWeights(file: dir.path, detail: "\(error)")
-        }
+        let checkpoint = try VLMLoader.openCheckpoint(dir)
         var r = StrictWeightReader(checkpoint.source, file: dir.path)
         let vision: EfficientNetWeights, text: BERTWeights, projection: Linear, temperature: Float
         do {
@@ -131,7 +128,7 @@ public final class ALIGNModel: VisionLanguageModel {
         if FileManager.default.fileExists(atPath: json.path) {
             tok = try WordPieceTokenizer(tokenizerJSON: json)
         } else if FileManager.default.fileExists(atPath: vocab.path) {
-            tok = try WordPieceTokenizer(vocabTXT: vocab, lowercase: doLowerCase(dir))
+            tok = try WordPieceTokenizer(vocabTXT: vocab, lowercase: VLMLoader.doLowerCase(dir))
         }
         if let t = tok, t.vocabularySize > config.text.vocabSize {
             throw CLIPError.badConfig(file: dir.path, detail: "the tokenizer has \(t.vocabularySize) entries but the text tower only \(config.text.vocabSize)")
@@ -140,12 +137,5 @@ public final class ALIGNModel: VisionLanguageModel {
         return ALIGNModel(config: config, vision: vision, text: text, textProjection: projection, temperature: temperature,
                           preprocessor: preprocessor, tokenizer: tok,
                           identity: VLMLoader.identity(configText: configText, files: checkpoint.files), notes: [])
-    }
-
-    /// tokenizer_config.json's do_lower_case (true when absent, as BertTokenizer defaults).
-    private static func doLowerCase(_ dir: URL) -> Bool {
-        guard let d = try? Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json")),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return true }
-        return o["do_lower_case"] as? Bool ?? true
     }
 }

@@ -49,18 +49,8 @@ struct ConvNeXtWeights: Sendable {
 struct ConvNeXtTower: Sendable {
     let config: ConvNeXtConfig
     let weights: ConvNeXtWeights
-    static let imagesPerPass = 4
-
     func embed(_ images: [[Float]]) throws -> [[Float]] {
-        let s = config.imageSize
-        for (i, im) in images.enumerated() where im.count != 3 * s * s {
-            throw CLIPError.badInput("image \(i) has \(im.count) values; the model takes 3 x \(s) x \(s) = \(3 * s * s) (check the preprocessing size)")
-        }
-        var out: [[Float]] = []
-        for start in stride(from: 0, to: images.count, by: Self.imagesPerPass) {
-            out += embedBatch(Array(images[start..<min(images.count, start + Self.imagesPerPass)]))
-        }
-        return out
+        try embedInPasses(images, imageSize: config.imageSize, embedBatch)
     }
 
     private func embedBatch(_ images: [[Float]]) -> [[Float]] {

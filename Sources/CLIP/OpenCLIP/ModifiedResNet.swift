@@ -38,24 +38,26 @@ struct ModifiedResNetWeights: Sendable {
     var q: Linear, k: Linear, v: Linear, c: Linear
 }
 
+/// Checks that every image is CHW 3 x size x size, then embeds them a few at a time: the late stages' GEMMs
+/// (49 rows an image at 224 px) share each weight read, while the early maps stay within memory.
+func embedInPasses(_ images: [[Float]], imageSize s: Int, perPass: Int = 4, _ batch: ([[Float]]) -> [[Float]]) throws -> [[Float]] {
+    for (i, im) in images.enumerated() where im.count != 3 * s * s {
+        throw CLIPError.badInput("image \(i) has \(im.count) values; the model takes 3 x \(s) x \(s) = \(3 * s * s) (check the preprocessing size)")
+    }
+    var out: [[Float]] = []
+    for start in stride(from: 0, to: images.count, by: perPass) {
+        out += batch(Array(images[start..<min(images.count, start + perPass)]))
+    }
+    return out
+}
+
 struct ModifiedResNetTower: Sendable {
     let config: ModifiedResNetConfig
     let weights: ModifiedResNetWeights
 
     func embed(_ images: [[Float]]) throws -> [[Float]] {
-        let s = config.imageSize
-        for (i, im) in images.enumerated() where im.count != 3 * s * s {
-            throw CLIPError.badInput("image \(i) has \(im.count) values; the model takes 3 x \(s) x \(s) = \(3 * s * s) (check the preprocessing size)")
-        }
-        // A few images per pass: the late stages' GEMMs (49 rows an image at 224 px) then share each weight read.
-        var out: [[Float]] = []
-        for start in stride(from: 0, to: images.count, by: Self.imagesPerPass) {
-            out += embedBatch(Array(images[start..<min(images.count, start + Self.imagesPerPass)]))
-        }
-        return out
+        try embedInPasses(images, imageSize: config.imageSize, embedBatch)
     }
-
-    static let imagesPerPass = 4
 
     /// The largest map (floats) and im2col buffer any step needs for one s x s image.
     private func sizes() -> (map: Int, columns: Int) {

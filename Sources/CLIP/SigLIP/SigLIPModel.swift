@@ -282,10 +282,7 @@ extension SigLIPModel {
     static func load(_ dir: URL) throws -> SigLIPModel {
         let configURL = dir.appendingPathComponent("config.json")
         let c = try SigLIPConfig(contentsOf: configURL)
-        let checkpoint: (source: any WeightSource, files: [URL])
-        do { checkpoint = try ModelWeights.open(directory: dir) } catch {
-            throw CLIPError.badWeights(file: dir.path, detail: "\(error)")
-        }
+        let checkpoint = try VLMLoader.openCheckpoint(dir)
         var r = StrictWeightReader(checkpoint.source, file: dir.path)
         let vision: SigLIPVisionWeights, text: SigLIPTextWeights, scale: Float, bias: Float
         do {

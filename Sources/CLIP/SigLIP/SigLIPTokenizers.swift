@@ -11,7 +11,7 @@ enum SigLIPTokenizers {
         let fm = FileManager.default
         let spiece = dir.appendingPathComponent("spiece.model")
         if fm.fileExists(atPath: spiece.path) {
-            let tok = try SiglipTokenizer(spieceModel: spiece, lowercase: doLowerCase(dir))
+            let tok = try SiglipTokenizer(spieceModel: spiece, lowercase: VLMLoader.doLowerCase(dir))
             guard tok.model.pieces.count <= vocabSize else {
                 throw CLIPError.badConfig(file: spiece.path, detail: "the tokenizer has \(tok.model.pieces.count) pieces but the text tower only \(vocabSize)")
             }
@@ -28,12 +28,5 @@ enum SigLIPTokenizers {
             }, tok.padTokenId)
         }
         return nil
-    }
-
-    /// tokenizer_config.json's do_lower_case (SiglipTokenizer's default, true, when absent).
-    private static func doLowerCase(_ dir: URL) -> Bool {
-        guard let d = try? Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json")),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return true }
-        return o["do_lower_case"] as? Bool ?? true
     }
 }
