@@ -3,7 +3,7 @@
 // tanh-GELU (SigLIP) and SiLU/swish (EfficientNet).
 // The scalar versions in Tensors call expf/erff per element, which cost about as much as a tenth of the
 // MLP GEMMs at ViT-B/32's shape; these use Vec.exp8. Erf is Abramowitz & Stegun 7.1.26 (absolute error
-// below 1.5e-7, i.e. within float rounding of GELU's output scale). Other activations use the scalar path.
+// below 1.5e-7, i.e. within float rounding of GELU's output scale). Every activation the engine knows has its SIMD form here.
 import Foundation
 import Tensors
 
@@ -14,7 +14,6 @@ enum CLIPActivation {
         case .gelu: run(x, n, gelu8, { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752440)) })
         case .silu: run(x, n, silu8, { $0 / (1 + expf(-$0)) })
         case .geluTanh: run(x, n, geluTanh8, { kind.apply($0) })
-        default: kind.apply(x, count: n)
         }
     }
 

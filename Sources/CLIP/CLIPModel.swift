@@ -38,9 +38,7 @@ public final class CLIPModel: VisionLanguageModel {
     public let imageBatch = 32, textBatch = 64
 
     let text: TextTower
-    let vision: VisionTower?
-    let resnet: ModifiedResNetTower?
-    let convnext: ConvNeXtTower?
+    let image: ImageTower
 
     public var embedDim: Int { architecture.embedDim }
 
@@ -56,15 +54,9 @@ public final class CLIPModel: VisionLanguageModel {
         self.notes = notes
         text = TextTower(config: architecture.text, embedDim: architecture.embedDim, weights: weights.text)
         switch weights.vision {
-        case .vit(let w):
-            vision = VisionTower(config: architecture.vision, embedDim: architecture.embedDim, weights: w)
-            resnet = nil; convnext = nil
-        case .resnet(let w):
-            resnet = ModifiedResNetTower(config: architecture.resnet!, weights: w)
-            vision = nil; convnext = nil
-        case .convnext(let w):
-            convnext = ConvNeXtTower(config: architecture.convnext!, weights: w)
-            vision = nil; resnet = nil
+        case .vit(let w): image = .vit(VisionTower(config: architecture.vision, embedDim: architecture.embedDim, weights: w))
+        case .resnet(let w): image = .resnet(ModifiedResNetTower(config: architecture.resnet!, weights: w))
+        case .convnext(let w): image = .convnext(ConvNeXtTower(config: architecture.convnext!, weights: w))
         }
     }
 
@@ -91,7 +83,7 @@ public final class CLIPModel: VisionLanguageModel {
         out.reserveCapacity(pixels.count)
         for start in stride(from: 0, to: pixels.count, by: imageBatch) {
             let chunk = Array(pixels[start..<min(pixels.count, start + imageBatch)])
-            if let vision { out += try vision.embed(chunk) } else if let resnet { out += try resnet.embed(chunk) } else { out += try convnext!.embed(chunk) }
+            out += try image.embed(chunk)
         }
         return normalize ? out.map(l2Normalized) : out
     }
@@ -113,5 +105,21 @@ public final class CLIPModel: VisionLanguageModel {
         }
         let ctx = architecture.text.contextLength
         return try embedTokens(texts.map { tokenizer.tokenIds($0, contextLength: ctx) }, normalize: normalize)
+    }
+}
+
+/// The image tower a CLIP-family checkpoint brings.
+enum ImageTower: Sendable {
+    case vit(VisionTower)
+    case resnet(ModifiedResNetTower)
+    case convnext(ConvNeXtTower)
+
+    /// Unnormalised embeddings of preprocessed CHW images.
+    func embed(_ images: [[Float]]) throws -> [[Float]] {
+        switch self {
+        case .vit(let t): return try t.embed(images)
+        case .resnet(let t): return try t.embed(images)
+        case .convnext(let t): return try t.embed(images)
+        }
     }
 }

@@ -65,6 +65,34 @@ public struct BatchNormParameters: Sendable {
     }
 }
 
+extension StrictWeightReader {
+    /// An eval-mode BatchNorm2d under `prefix`: weight, bias, running_mean, running_var of `n` channels.
+    public mutating func batchNorm(_ prefix: String, _ n: Int, eps: Float) throws -> BatchNormParameters {
+        BatchNormParameters(weight: try take(prefix + ".weight", [n]), bias: try take(prefix + ".bias", [n]),
+                            runningMean: try take(prefix + ".running_mean", [n]), runningVar: try take(prefix + ".running_var", [n]),
+                            eps: eps)
+    }
+
+    /// A bias-free convolution `conv` [out, in, k, k] and the BatchNorm `norm` after it, folded into one
+    /// weight and bias (`in` is 1 for a depthwise convolution).
+    public mutating func convolutionWithBatchNorm(_ conv: String, _ norm: String, out: Int, in k: Int, kernel: Int,
+                                                  eps: Float) throws -> (weights: [Float], bias: [Float]) {
+        let w = try take(conv + ".weight", [out, k, kernel, kernel])
+        return try batchNorm(norm, out, eps: eps).fold(weights: w, outputs: out, bias: nil)
+    }
+}
+
+/// Per channel, the mean over `pixels` channels-last rows (accumulated in Double, as a mean over hundreds of
+/// pixels in Float drifts from torch's).
+public func channelMeans(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int) -> [Float] {
+    var acc = [Double](repeating: 0, count: c)
+    for p in 0..<pixels {
+        let row = x + p * c
+        for i in 0..<c { acc[i] += Double(row[i]) }
+    }
+    return acc.map { Float($0 / Double(pixels)) }
+}
+
 /// A depthwise convolution (groups == channels, one k x k filter per channel) on channels-last maps.
 public struct DepthwiseConv2D: Sendable {
     public let channels: Int

@@ -68,7 +68,6 @@ public final class ALIGNModel: VisionLanguageModel {
     public func embedTokens(_ ids: [[Int]], normalize: Bool = true) throws -> [[Float]] {
         var out: [[Float]] = []
         out.reserveCapacity(ids.count)
-        let h = config.text.hiddenSize
         for start in stride(from: 0, to: ids.count, by: textBatch) {
             let chunk = Array(ids[start..<min(ids.count, start + textBatch)])
             let states = try text.firstTokenStates(chunk)

@@ -88,14 +88,14 @@ struct EfficientNetTower: Sendable {
                 swap(&cur, &t1)
                 (ch, cw) = (oh, ow)
             }
-            pooled = meanPool(cur, pixels: ch * cw, channels: config.outputChannels)
+            pooled = channelMeans(cur, pixels: ch * cw, channels: config.outputChannels)
         } } }
         return pooled
     }
 
     private func squeezeExcite(_ x: UnsafeMutablePointer<Float>, pixels: Int, _ blk: MBConvWeights) {
         let e = blk.block.expandedDim, s = blk.block.squeezeDim
-        var mean = meanPool(x, pixels: pixels, channels: e)
+        var mean = channelMeans(x, pixels: pixels, channels: e)
         var reduced = [Float](repeating: 0, count: s)
         var gate = [Float](repeating: 0, count: e)
         mean.withUnsafeMutableBufferPointer { m in reduced.withUnsafeMutableBufferPointer { r in gate.withUnsafeMutableBufferPointer { g in
@@ -107,34 +107,19 @@ struct EfficientNetTower: Sendable {
             parallelFor(pixels, minPerChunk: max(1, 8192 / max(1, e))) { p in Vec.mul(xp + p * e, gp, e) }
         } } }
     }
-
-    /// Per channel, the mean over the pixels (accumulated in Double).
-    private func meanPool(_ x: UnsafePointer<Float>, pixels: Int, channels c: Int) -> [Float] {
-        var acc = [Double](repeating: 0, count: c)
-        for p in 0..<pixels {
-            let row = x + p * c
-            for i in 0..<c { acc[i] += Double(row[i]) }
-        }
-        return acc.map { Float($0 / Double(pixels)) }
-    }
 }
 
 extension EfficientNetTower {
     /// Reads the tower under `prefix` ("vision_model."), folding every BatchNorm into its convolution.
     static func read(_ cfg: ALIGNConfig.Vision, _ r: inout StrictWeightReader, prefix: String) throws -> EfficientNetWeights {
-        func bn(_ p: String, _ n: Int) throws -> BatchNormParameters {
-            BatchNormParameters(weight: try r.take(p + ".weight", [n]), bias: try r.take(p + ".bias", [n]),
-                                runningMean: try r.take(p + ".running_mean", [n]), runningVar: try r.take(p + ".running_var", [n]),
-                                eps: cfg.batchNormEps)
-        }
+        let eps = cfg.batchNormEps
         func pointwise(_ conv: String, _ norm: String, out: Int, in k: Int) throws -> Linear {
-            let w = try r.take(conv + ".weight", [out, k, 1, 1])
-            let f = try bn(norm, out).fold(weights: w, outputs: out, bias: nil)
+            let f = try r.convolutionWithBatchNorm(conv, norm, out: out, in: k, kernel: 1, eps: eps)
             return Linear(dense: f.weights, out: out, in: k, bias: f.bias)
         }
         let stemOut = cfg.stemChannels
-        let stemW = try r.take(prefix + "embeddings.convolution.weight", [stemOut, 3, 3, 3])
-        let stemF = try bn(prefix + "embeddings.batchnorm", stemOut).fold(weights: stemW, outputs: stemOut, bias: nil)
+        let stemF = try r.convolutionWithBatchNorm(prefix + "embeddings.convolution", prefix + "embeddings.batchnorm",
+                                                   out: stemOut, in: 3, kernel: 3, eps: eps)
         let stem = Conv2D(weight: stemF.weights, bias: stemF.bias, inChannels: 3, outChannels: stemOut,
                           geometry: ConvGeometry(kernel: 3, stride: 2, padTop: 0, padLeft: 0, padBottom: 1, padRight: 1))
         var blocks: [MBConvWeights] = []
@@ -152,8 +137,8 @@ extension EfficientNetTower {
             } else {
                 geo = .same(kernel: k)
             }
-            let dw = try r.take(p + "depthwise_conv.depthwise_conv.weight", [e, 1, k, k])
-            let dwF = try bn(p + "depthwise_conv.depthwise_norm", e).fold(weights: dw, outputs: e, bias: nil)
+            let dwF = try r.convolutionWithBatchNorm(p + "depthwise_conv.depthwise_conv", p + "depthwise_conv.depthwise_norm",
+                                                     out: e, in: 1, kernel: k, eps: eps)
             let s = d.squeezeDim
             let reduceW = try r.take(p + "squeeze_excite.reduce.weight", [s, e, 1, 1])
             let expandW = try r.take(p + "squeeze_excite.expand.weight", [e, s, 1, 1])

@@ -106,11 +106,7 @@ struct ConvNeXtTower: Sendable {
             let d = c.dims.last!, pixels = h * h
             pooled.withUnsafeMutableBufferPointer { pb in
                 let pp = pb.baseAddress!
-                for i in 0..<n {
-                    var acc = [Double](repeating: 0, count: d)
-                    for p in 0..<pixels { for k in 0..<d { acc[k] += Double(cur[(i * pixels + p) * d + k]) } }
-                    for k in 0..<d { pp[i * d + k] = Float(acc[k] / Double(pixels)) }
-                }
+                for i in 0..<n { (pp + i * d).update(from: channelMeans(cur + i * pixels * d, pixels: pixels, channels: d), count: d) }
                 layerNorm(pp, pp, weights.headNorm, rows: n, dim: d, eps: eps)
                 out.withUnsafeMutableBufferPointer { ob in
                     if let second = weights.projection2 {

@@ -151,10 +151,8 @@ struct ModifiedResNetTower: Sendable {
         var out = [Float](repeating: 0, count: config.outputDim)
         seq.withUnsafeMutableBufferPointer { sb in
             let sp = sb.baseAddress!
-            // Row 0: the mean token (accumulated in Double).
-            var mean = [Double](repeating: 0, count: c)
-            for t in 0..<n { for i in 0..<c { mean[i] += Double(x[t * c + i]) } }
-            for i in 0..<c { sp[i] = Float(mean[i] / Double(n)) }
+            // Row 0: the mean token.
+            sp.update(from: channelMeans(x, pixels: n, channels: c), count: c)
             (sp + c).update(from: x, count: n * c)
             weights.positionEmbedding.withUnsafeBufferPointer { pos in Vec.add(sp, pos.baseAddress!, rows * c) }
             keys.withUnsafeMutableBufferPointer { weights.k.forward($0.baseAddress!, sp, rows: rows) }
@@ -182,20 +180,13 @@ struct ModifiedResNetTower: Sendable {
 extension ModifiedResNetTower {
     /// Reads `visual.` of an open_clip ModifiedResNet state dict.
     static func read(_ cfg: ModifiedResNetConfig, _ r: inout StrictWeightReader) throws -> ModifiedResNetWeights {
-        func bn(_ p: String, _ n: Int) throws -> BatchNormParameters {
-            BatchNormParameters(weight: try r.take(p + ".weight", [n]), bias: try r.take(p + ".bias", [n]),
-                                runningMean: try r.take(p + ".running_mean", [n]), runningVar: try r.take(p + ".running_var", [n]),
-                                eps: 1e-5)
-        }
         func conv3(_ conv: String, _ norm: String, in cin: Int, out: Int, stride: Int) throws -> Conv2D {
-            let w = try r.take(conv + ".weight", [out, cin, 3, 3])
-            let f = try bn(norm, out).fold(weights: w, outputs: out, bias: nil)
+            let f = try r.convolutionWithBatchNorm(conv, norm, out: out, in: cin, kernel: 3, eps: 1e-5)
             return Conv2D(weight: f.weights, bias: f.bias, inChannels: cin, outChannels: out,
                           geometry: ConvGeometry(kernel: 3, stride: stride, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1))
         }
         func conv1(_ conv: String, _ norm: String, in cin: Int, out: Int) throws -> Linear {
-            let w = try r.take(conv + ".weight", [out, cin, 1, 1])
-            let f = try bn(norm, out).fold(weights: w, outputs: out, bias: nil)
+            let f = try r.convolutionWithBatchNorm(conv, norm, out: out, in: cin, kernel: 1, eps: 1e-5)
             return Linear(dense: f.weights, out: out, in: cin, bias: f.bias)
         }
         let w = cfg.width
