@@ -399,6 +399,12 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
 }
 
 extension OpenCLIPModelConfig {
+    /// The refusal for texts of a model whose config tokenizes with a Hugging Face tokenizer
+    /// (open_clip's HFTokenizer: CLIPA's bert-base-uncased, MetaCLIP 2's xlm-v-base and mt5-base).
+    static func hfTokenizerGap(_ tokenizer: String, model: String) -> String {
+        "\(model) tokenizes texts with the Hugging Face tokenizer '\(tokenizer)' (open_clip's HFTokenizer), which ex2 does not load yet; image embeddings work, text embeddings and the reward do not"
+    }
+
     /// The text side lowered as for a ViT model, with a placeholder ViT that a ModifiedResNet replaces.
     func textOnlyArchitecture(name: String, act: Activation) throws -> CLIPArchitecture {
         var copy = self

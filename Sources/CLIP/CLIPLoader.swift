@@ -175,9 +175,18 @@ public enum VLMLoader {
         }
         try checkPreprocessing(preprocessor, arch, file: name)
         var tok = tokenizer
-        if tok == nil, cfg.textCfg.hfTokenizerName == nil { tok = try findTokenizer(tokenizerDir, openCLIP: true) }
+        var notes = notes
+        var missing: String?
+        if tok == nil {
+            if let hf = cfg.textCfg.hfTokenizerName {
+                missing = OpenCLIPModelConfig.hfTokenizerGap(hf, model: name)
+                notes.append(missing!)
+            } else {
+                tok = try findTokenizer(tokenizerDir, openCLIP: true)
+            }
+        }
         return CLIPModel(architecture: arch, weights: weights, preprocessor: preprocessor, tokenizer: tok, fixedScale: 100,
-                         identity: identity(configText: configText, files: [url]), notes: notes)
+                         identity: identity(configText: configText, files: [url]), notes: notes, missingTokenizer: missing)
     }
 
     // MARK: helpers

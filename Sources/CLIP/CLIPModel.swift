@@ -36,6 +36,8 @@ public final class CLIPModel: VisionLanguageModel {
     public let notes: [String]
     /// Images and texts per forward pass: bounds activation memory, keeps GEMMs large.
     public let imageBatch = 32, textBatch = 64
+    /// Why there is no tokenizer, when the config names one ex2 cannot load (open_clip's hf_tokenizer_name).
+    let missingTokenizer: String?
 
     let text: TextTower
     let image: ImageTower
@@ -44,7 +46,8 @@ public final class CLIPModel: VisionLanguageModel {
 
     init(architecture: CLIPArchitecture, weights: (text: TextTowerWeights, vision: ImageTowerWeights, logLogitScale: Float?),
          preprocessor: CLIPPreprocessor, tokenizer: (any CLIPTextTokenizing)?, fixedScale: Float?, identity: String,
-         notes: [String]) {
+         notes: [String], missingTokenizer: String? = nil) {
+        self.missingTokenizer = missingTokenizer
         self.architecture = architecture
         self.preprocessor = preprocessor
         self.tokenizer = tokenizer
@@ -101,6 +104,7 @@ public final class CLIPModel: VisionLanguageModel {
     /// Embeddings of texts through the model's tokenizer.
     public func embedTexts(_ texts: [String], normalize: Bool) throws -> [[Float]] {
         guard let tokenizer else {
+            if let missingTokenizer { throw CLIPError.badInput(missingTokenizer) }
             throw CLIPError.badInput("this model was loaded without a tokenizer (no vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz next to the weights, or a non-CLIP tokenizer); set EX2_CLIP_BPE to open_clip's bpe_simple_vocab_16e6.txt.gz, or pass one to CLIPModel.load(spec:tokenizer:)")
         }
         let ctx = architecture.text.contextLength

@@ -90,13 +90,19 @@ public enum OpenCLIPRegistry {
                 if let r = arch.resnet {
                     return (name, true, "ModifiedResNet \(r.layers) width \(r.width), \(r.imageSize) px, embed \(arch.embedDim)")
                 }
-                return (name, true, "ViT-\(arch.vision.patchSize) \(arch.vision.imageSize) px, embed \(arch.embedDim)")
+                let textGap = cfg.textCfg.hfTokenizerName.map { "; images only: texts need the Hugging Face tokenizer '\($0)', which ex2 does not load yet" } ?? ""
+                return (name, true, "ViT-\(arch.vision.patchSize) \(arch.vision.imageSize) px, embed \(arch.embedDim)\(textGap)")
             } catch let e as CLIPError {
                 return (name, false, e.reason)
             } catch {
                 return (name, false, "\(error)")
             }
         }
+    }
+
+    /// How many of the supported configs embed images only (their text tokenizer is not implemented).
+    public static func imageOnlyCount(_ table: [(name: String, supported: Bool, detail: String)]) -> Int {
+        table.filter { $0.supported && (try? modelConfig($0.name).textCfg.hfTokenizerName) != nil }.count
     }
 
     /// Pretrained tags of a model, sorted.

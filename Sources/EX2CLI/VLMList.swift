@@ -11,7 +11,7 @@ enum VLMList {
         }
         let table = OpenCLIPRegistry.supportTable()
         let ok = table.filter(\.supported)
-        out += "\nOpenCLIP \(OpenCLIPRegistry.openCLIPVersion) model configs (r-open-clip:MODEL:TAG, or a directory with open_clip_config.json): \(ok.count) of \(table.count) supported\n"
+        out += "\nOpenCLIP \(OpenCLIPRegistry.openCLIPVersion) model configs (r-open-clip:MODEL:TAG, or a directory with open_clip_config.json): \(ok.count) of \(table.count) supported (\(OpenCLIPRegistry.imageOnlyCount(table)) of them images only)\n"
         for row in table {
             let tags = OpenCLIPRegistry.tags(model: row.name)
             let tagText = tags.isEmpty ? "" : " [tags: \(tags.joined(separator: ", "))]"

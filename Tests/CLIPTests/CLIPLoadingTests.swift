@@ -126,4 +126,30 @@ final class CLIPLoadingTests: XCTestCase {
         XCTAssertEqual(a.architecture, b.architecture)
         XCTAssertEqual(a.identity, b.identity)
     }
+
+    func testHFTokenizerConfigEmbedsImagesAndRefusesTextsByName() throws {
+        // open_clip configs with hf_tokenizer_name (CLIPA, MetaCLIP 2 worldwide) load, embed images, and refuse
+        // texts with an error naming the tokenizer, rather than falling back to the CLIP BPE vocabulary.
+        let dir = tmp.appendingPathComponent("hf-tokenizer-openclip")
+        try FileManager.default.copyItem(at: try Fixtures.url("openclip_tiny"), to: dir)
+        let cfgURL = dir.appendingPathComponent("open_clip_config.json")
+        var obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: cfgURL)) as? [String: Any])
+        var model = try XCTUnwrap(obj["model_cfg"] as? [String: Any])
+        var text = try XCTUnwrap(model["text_cfg"] as? [String: Any])
+        text["hf_tokenizer_name"] = "bert-base-uncased"
+        model["text_cfg"] = text
+        obj["model_cfg"] = model
+        try JSONSerialization.data(withJSONObject: obj).write(to: cfgURL)
+        let m = try CLIPModel.load(spec: dir.path)
+        XCTAssertTrue(m.notes.contains { $0.contains("bert-base-uncased") }, "\(m.notes)")
+        let size = m.architecture.vision.imageSize
+        let image = [Float](repeating: 0.1, count: 3 * size * size)
+        XCTAssertEqual(try m.embedPreprocessed([image], normalize: true).first?.count, m.embedDim)
+        XCTAssertThrowsError(try m.embedTexts(["a photo of a dog"], normalize: true)) { e in
+            XCTAssertTrue("\(e)".contains("bert-base-uncased"), "\(e)")
+        }
+        let row = try XCTUnwrap(OpenCLIPRegistry.supportTable().first { $0.name == "ViT-L-14-CLIPA" })
+        XCTAssertTrue(row.detail.contains("images only") && row.detail.contains("bert-base-uncased"), row.detail)
+        XCTAssertEqual(OpenCLIPRegistry.imageOnlyCount(OpenCLIPRegistry.supportTable()), 13)
+    }
 }
