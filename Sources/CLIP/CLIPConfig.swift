@@ -42,6 +42,8 @@ public struct CLIPTextConfig: Sendable, Equatable {
     /// Fills the context when a tower needs the whole padded sequence (non-causal, or "last" pooling).
     public var padTokenId: Int
     public var projectionBias: Bool
+    /// False for OpenCLIP's proj_type "none": the normed pooled state is the embedding.
+    public var projected: Bool = true
 }
 
 public struct CLIPVisionConfig: Sendable, Equatable {
@@ -76,6 +78,8 @@ public struct CLIPArchitecture: Sendable, Equatable {
     public var resnet: ModifiedResNetConfig? = nil
     /// timm's ConvNeXt image tower instead of the ViT (open_clip convnext_*).
     public var convnext: ConvNeXtConfig? = nil
+    /// timm's SigLIP ViT (attention-pooled, no class token) instead of the CLIP ViT (open_clip *-SigLIP*).
+    public var mapViT: MAPViTConfig? = nil
 }
 
 // MARK: - transformers
@@ -222,6 +226,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var resnetLayers: [Int]?
         /// Set for a timm ConvNeXt tower (timm_model_name convnext_*); its embed width is filled in later.
         public var convnext: ConvNeXtConfig?
+        /// Set for a timm SigLIP ViT (timm_model_name vit_*_siglip_*).
+        public var mapViT: MAPViTConfig?
 
         enum CodingKeys: String, CodingKey {
             case imageSize = "image_size", layers, width, headWidth = "head_width", patchSize = "patch_size"
@@ -272,6 +278,11 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var poolType = "argmax", projType = "linear"
         public var hfTokenizerName: String?
         public var layerNormEps: Double = 1e-5
+        /// act_kwargs {"approximate": "tanh"}: nn.GELU(approximate='tanh') (SigLIP 2's text towers).
+        public var tanhGelu = false
+        /// open_clip's HFTokenizer options (tokenizer_kwargs): the text cleaning and strip_sep_token.
+        public var tokenizerClean: String?
+        public var stripSepToken = false
 
         enum CodingKeys: String, CodingKey {
             case contextLength = "context_length", vocabSize = "vocab_size", width, heads, layers
@@ -283,11 +294,26 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public init() {}
         public init(from decoder: Decoder) throws {
             let raw = try decoder.container(keyedBy: AnyKey.self)
-            try rejectUnsupported(raw, harmless: ["output_tokens", "tokenizer_kwargs", "tokenizer_mode",
-                                                  "final_ln_after_pool"], falsy: [
-                "hf_model_name", "embed_cls", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
-                "scale_attn_inner", "scale_attn", "scale_fc", "act_kwargs", "use_pad_mask", "correct_cls_mask",
+            try rejectUnsupported(raw, harmless: ["output_tokens", "tokenizer_kwargs",
+                                                  "final_ln_after_pool", "act_kwargs"], falsy: [
+                "tokenizer_mode", "hf_model_name", "embed_cls", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                "scale_attn_inner", "scale_attn", "scale_fc", "use_pad_mask", "correct_cls_mask",
             ], where: "text_cfg", special: ["block_type": "default"])
+            if raw.contains(AnyKey("act_kwargs")), !(try raw.decodeNil(forKey: AnyKey("act_kwargs"))) {
+                let kw = try raw.decode([String: String].self, forKey: AnyKey("act_kwargs"))
+                guard kw == ["approximate": "tanh"] || kw.isEmpty else {
+                    throw unsupported("text_cfg.act_kwargs \(kw) (only {\"approximate\": \"tanh\"} is implemented)")
+                }
+                tanhGelu = !kw.isEmpty
+            }
+            if raw.contains(AnyKey("tokenizer_kwargs")), !(try raw.decodeNil(forKey: AnyKey("tokenizer_kwargs"))) {
+                let kw = try raw.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("tokenizer_kwargs"))
+                for key in kw.allKeys where !["clean", "strip_sep_token"].contains(key.stringValue) {
+                    throw unsupported("text_cfg.tokenizer_kwargs.\(key.stringValue) (not implemented)")
+                }
+                tokenizerClean = try kw.decodeIfPresent(String.self, forKey: AnyKey("clean"))
+                stripSepToken = try kw.decodeIfPresent(Bool.self, forKey: AnyKey("strip_sep_token")) ?? false
+            }
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = TextCfg()
             contextLength = try c.decodeIfPresent(Int.self, forKey: .contextLength) ?? d.contextLength
@@ -320,8 +346,9 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let raw = try decoder.container(keyedBy: AnyKey.self)
-        try rejectUnsupported(raw, harmless: ["cast_dtype", "init_logit_scale", "nonscalar_logit_scale"],
-                              falsy: ["init_logit_bias", "multimodal_cfg"], where: "model_cfg", special: [:])
+        // init_logit_bias only initialises training; a checkpoint with a logit_bias is read as a SigLIP-style model.
+        try rejectUnsupported(raw, harmless: ["cast_dtype", "init_logit_scale", "nonscalar_logit_scale", "init_logit_bias"],
+                              falsy: ["multimodal_cfg"], where: "model_cfg", special: [:])
         let c = try decoder.container(keyedBy: CodingKeys.self)
         embedDim = try c.decode(Int.self, forKey: .embedDim)
         quickGelu = try c.decodeIfPresent(Bool.self, forKey: .quickGelu) ?? false
@@ -343,6 +370,17 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             arch.convnext = cn
             arch.vision.imageSize = cn.imageSize
             arch.vision.patchSize = 32
+            try arch.validate(name: name)
+            return arch
+        }
+        if let m = v.mapViT {
+            guard embedDim == m.transformer.width else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "embed_dim \(embedDim) differs from the width \(m.transformer.width) of \(m.timmName ?? "the SigLIP trunk") (timm_proj 'none' keeps the trunk width)")
+            }
+            var arch = try textOnlyArchitecture(name: name, act: act)
+            arch.mapViT = m
+            arch.vision.imageSize = m.imageSize
+            arch.vision.patchSize = m.patchSize
             try arch.validate(name: name)
             return arch
         }
@@ -369,9 +407,15 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         case "first": pooling = .first
         default: throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.pool_type '\(t.poolType)'")
         }
-        guard t.projType == "linear" else {
-            throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.proj_type '\(t.projType)'")
+        switch t.projType {
+        case "linear": break
+        case "none":
+            guard t.width == embedDim else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.proj_type 'none' with text width \(t.width) but embed_dim \(embedDim)")
+            }
+        default: throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.proj_type '\(t.projType)'")
         }
+        let textAct: Activation = t.tanhGelu ? .geluTanh : act
         let vPool: CLIPVisionConfig.Pooling
         switch v.poolType {
         case "tok": vPool = .classToken
@@ -382,10 +426,10 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         let arch = CLIPArchitecture(
             text: CLIPTextConfig(
                 transformer: CLIPTransformerConfig(width: t.width, layers: t.layers, heads: t.heads,
-                                                   mlpWidth: Int(Double(t.width) * t.mlpRatio), activation: act,
+                                                   mlpWidth: Int(Double(t.width) * t.mlpRatio), activation: textAct,
                                                    layerNormEps: Float(t.layerNormEps)),
                 vocabSize: t.vocabSize, contextLength: t.contextLength, causal: !t.noCausalMask, pooling: pooling,
-                padTokenId: t.padId, projectionBias: t.projBias),
+                padTokenId: t.padId, projectionBias: t.projBias, projected: t.projType != "none"),
             vision: CLIPVisionConfig(
                 transformer: CLIPTransformerConfig(width: v.width, layers: v.layers, heads: v.width / v.headWidth,
                                                    mlpWidth: Int(Double(v.width) * v.mlpRatio), activation: act,
@@ -399,10 +443,11 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
 }
 
 extension OpenCLIPModelConfig {
-    /// The refusal for texts of a model whose config tokenizes with a Hugging Face tokenizer
-    /// (open_clip's HFTokenizer: CLIPA's bert-base-uncased, MetaCLIP 2's xlm-v-base and mt5-base).
-    static func hfTokenizerGap(_ tokenizer: String, model: String) -> String {
-        "\(model) tokenizes texts with the Hugging Face tokenizer '\(tokenizer)' (open_clip's HFTokenizer), which ex2 does not load yet; image embeddings work, text embeddings and the reward do not"
+    /// The refusal for texts of a model whose config tokenizes with a Hugging Face tokenizer (open_clip's
+    /// HFTokenizer: SigLIP's, CLIPA's bert-base-uncased, MetaCLIP 2's xlm-v-base and mt5-base) when its files
+    /// cannot be found.
+    public static func hfTokenizerGap(_ tokenizer: String, model: String) -> String {
+        "\(model) tokenizes texts with the Hugging Face tokenizer '\(tokenizer)' (open_clip's HFTokenizer), whose tokenizer.json is neither beside the weights nor in the Hugging Face cache; image embeddings work, text embeddings and the reward need it: `huggingface-cli download \(tokenizer) tokenizer.json tokenizer_config.json special_tokens_map.json`"
     }
 
     /// The text side lowered as for a ViT model, with a placeholder ViT that a ModifiedResNet replaces.
@@ -419,16 +464,31 @@ extension OpenCLIPModelConfig {
 }
 
 extension OpenCLIPModelConfig.VisionCfg {
-    /// A timm image tower (open_clip's TimmModel): ConvNeXt variants; anything else is refused by name.
+    /// A timm image tower (open_clip's TimmModel): ConvNeXt and SigLIP ViT variants; anything else is refused by name.
     static func timmTower(_ name: String, _ raw: KeyedDecodingContainer<AnyKey>) throws -> Self {
         var cfg = Self()
-        guard let v = ConvNeXtConfig.variants[name] else {
-            throw unsupported("vision_cfg.timm_model_name '\(name)': this timm image tower is not implemented (timm towers supported: \(ConvNeXtConfig.variants.keys.sorted().joined(separator: ", ")))")
-        }
         let allowed: Set<String> = ["timm_model_name", "timm_model_pretrained", "timm_pool", "timm_proj", "timm_proj_bias",
                                     "timm_drop", "timm_drop_path", "image_size", "patch_dropout", "output_tokens"]
         for key in raw.allKeys where !allowed.contains(key.stringValue) {
             throw unsupported("vision_cfg.\(key.stringValue) with a timm tower (not implemented)")
+        }
+        if var m = MAPViTConfig.timmSigLIPVariants[name] {
+            let pool = (try? raw.decode(String.self, forKey: AnyKey("timm_pool"))) ?? "avg"
+            let proj = (try? raw.decode(String.self, forKey: AnyKey("timm_proj"))) ?? "linear"
+            guard pool == "map", proj == "none" else {
+                throw unsupported("vision_cfg.timm_pool '\(pool)' with timm_proj '\(proj)' for \(name) (only the attention pool 'map' without a projection, as open_clip's SigLIP configs use, is implemented)")
+            }
+            // The patch convolution drops a remainder (so400m patch 14 at 384 px: a 27 x 27 grid).
+            m.imageSize = try decodeSize(raw, "image_size") ?? m.imageSize
+            guard m.imageSize >= m.patchSize else {
+                throw unsupported("vision_cfg.image_size \(m.imageSize) is smaller than \(name)'s patch size \(m.patchSize)")
+            }
+            cfg.imageSize = m.imageSize
+            cfg.mapViT = m
+            return cfg
+        }
+        guard let v = ConvNeXtConfig.variants[name] else {
+            throw unsupported("vision_cfg.timm_model_name '\(name)': this timm image tower is not implemented (timm towers supported: \(ConvNeXtConfig.variants.count) convnext_* and \(MAPViTConfig.timmSigLIPVariants.count) vit_*_siglip_* variants)")
         }
         let pool = (try? raw.decode(String.self, forKey: AnyKey("timm_pool"))) ?? "avg"
         guard pool == "" else {
@@ -510,7 +570,8 @@ extension CLIPArchitecture {
                 throw CLIPError.unsupportedArchitecture(model: name, detail: "\(tower) tower: width \(t.width), \(t.layers) layers, \(t.heads) heads, mlp \(t.mlpWidth) (width must be a positive multiple of heads)")
             }
         }
-        guard vision.patchSize > 0, vision.imageSize >= vision.patchSize, vision.imageSize % vision.patchSize == 0 else {
+        // A timm SigLIP trunk checks its own grid (its patch convolution drops a remainder); the CLIP ViT needs an exact one.
+        guard mapViT != nil || (vision.patchSize > 0 && vision.imageSize >= vision.patchSize && vision.imageSize % vision.patchSize == 0) else {
             throw CLIPError.unsupportedArchitecture(model: name, detail: "image size \(vision.imageSize) is not a multiple of patch size \(vision.patchSize)")
         }
         guard text.vocabSize > 0, text.contextLength > 0, embedDim > 0 else {

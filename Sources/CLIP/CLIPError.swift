@@ -30,7 +30,7 @@ public enum CLIPError: Error, CustomStringConvertible, Sendable, Equatable {
             return "\(file): \(detail)"
         case let .unsupportedArchitecture(model, detail):
             return "\(model): unsupported VLM architecture: \(detail); supported are transformers' CLIPModel, AlignModel "
-                + "and SiglipModel checkpoints and OpenCLIP's plain ViT models (`ex2 embed --list-vlms` lists them)"
+                + "and SiglipModel checkpoints and OpenCLIP's ViT, ModifiedResNet, ConvNeXt and SigLIP configs (`ex2 embed --list-vlms` lists them)"
         case let .badWeights(file, detail):
             return "\(file): \(detail); the weights do not match the model config, re-download the checkpoint"
         case let .modelNotFound(spec, detail):

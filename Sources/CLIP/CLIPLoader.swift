@@ -159,34 +159,59 @@ public enum VLMLoader {
             throw CLIPError.badWeights(file: url.path, detail: "\(error)")
         }
         let weights = try CLIPWeightNames.load(arch, from: file, file: url.path)
-        let size = preprocess.size ?? arch.vision.imageSize
-        if let i = preprocess.interpolation, i != "bicubic" {
-            throw CLIPError.unsupportedArchitecture(model: name, detail: "preprocessing interpolation '\(i)' (only bicubic is implemented)")
-        }
-        if let m = preprocess.resizeMode, m != "shortest" {
-            throw CLIPError.unsupportedArchitecture(model: name, detail: "preprocessing resize_mode '\(m)' (only 'shortest' is implemented)")
-        }
-        let preprocessor: CLIPPreprocessor
-        do {
-            preprocessor = try CLIPPreprocessor.openCLIP(size: size, mean: preprocess.mean ?? OpenCLIPRegistry.openAIMean,
-                                                         std: preprocess.std ?? OpenCLIPRegistry.openAIStd)
-        } catch {
-            throw CLIPError.badConfig(file: name, detail: "\(error)")
-        }
+        let preprocessor = try openCLIPPreprocessor(preprocess, size: preprocess.size ?? arch.vision.imageSize, model: name)
         try checkPreprocessing(preprocessor, arch, file: name)
         var tok = tokenizer
         var notes = notes
         var missing: String?
         if tok == nil {
             if let hf = cfg.textCfg.hfTokenizerName {
-                missing = OpenCLIPModelConfig.hfTokenizerGap(hf, model: name)
-                notes.append(missing!)
+                tok = try HFTextTokenizer.find(hf, near: tokenizerDir, config: cfg.textCfg)
+                if tok == nil {
+                    missing = OpenCLIPModelConfig.hfTokenizerGap(hf, model: name)
+                    notes.append(missing!)
+                }
             } else {
                 tok = try findTokenizer(tokenizerDir, openCLIP: true)
             }
         }
-        return CLIPModel(architecture: arch, weights: weights, preprocessor: preprocessor, tokenizer: tok, fixedScale: 100,
+        // The reference scores OpenCLIP CLIP models with a fixed scale 100; a SigLIP-style checkpoint (one with a
+        // logit_bias) is scored with its own logits, exp(logit_scale) cos + logit_bias, as for transformers' SigLIP.
+        return CLIPModel(architecture: arch, weights: weights, preprocessor: preprocessor, tokenizer: tok,
+                         fixedScale: weights.logitBias == nil ? 100 : nil,
                          identity: identity(configText: configText, files: [url]), notes: notes, missingTokenizer: missing)
+    }
+
+    /// open_clip's eval transform. resize_mode "shortest": Resize(size) + CenterCrop(size) (bicubic only);
+    /// "squash": Resize((size, size)) with the given PIL filter, no crop (SigLIP, CLIPA), which is
+    /// transformers' exact-size resize.
+    static func openCLIPPreprocessor(_ p: OpenCLIPConfigFile.PreprocessCfg, size: Int, model name: String) throws -> CLIPPreprocessor {
+        let mean = p.mean ?? OpenCLIPRegistry.openAIMean, std = p.std ?? OpenCLIPRegistry.openAIStd
+        let interpolation = p.interpolation ?? "bicubic"
+        let filters: [String: ResampleFilter] = ["bicubic": .bicubic, "bilinear": .bilinear, "nearest": .nearest]
+        do {
+            switch p.resizeMode ?? "shortest" {
+            case "shortest":
+                guard interpolation == "bicubic" else {
+                    throw CLIPError.unsupportedArchitecture(model: name, detail: "preprocessing interpolation '\(interpolation)' with resize_mode 'shortest' (only bicubic is implemented there)")
+                }
+                return try CLIPPreprocessor.openCLIP(size: size, mean: mean, std: std)
+            case "squash":
+                guard let filter = filters[interpolation] else {
+                    throw CLIPError.unsupportedArchitecture(model: name, detail: "preprocessing interpolation '\(interpolation)' (implemented: \(filters.keys.sorted().joined(separator: ", ")))")
+                }
+                return try CLIPPreprocessor.huggingFace(CLIPImageProcessorConfig(
+                    doResize: true, size: .exact(height: size, width: size), resample: filter, doCenterCrop: false,
+                    cropHeight: size, cropWidth: size, doRescale: true, rescaleFactor: 1.0 / 255.0, doNormalize: true,
+                    imageMean: mean, imageStd: std))
+            case let m:
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "preprocessing resize_mode '\(m)' (implemented: shortest, squash)")
+            }
+        } catch let e as CLIPError {
+            throw e
+        } catch {
+            throw CLIPError.badConfig(file: name, detail: "\(error)")
+        }
     }
 
     // MARK: helpers

@@ -11,6 +11,13 @@ import Tokenizers
 /// Turns a text into token ids BOS ... EOS (unpadded, at most `contextLength` long, EOS kept last).
 public protocol CLIPTextTokenizing: Sendable {
     func tokenIds(_ text: String, contextLength: Int) -> [Int]
+    /// What a text tower that runs the whole padded context pads with, when the tokenizer decides it
+    /// (open_clip's HFTokenizer pads with its tokenizer's pad token); nil: the config's pad id.
+    var padTokenId: Int? { get }
+}
+
+extension CLIPTextTokenizing {
+    public var padTokenId: Int? { nil }
 }
 
 extension CLIPTokenizer: CLIPTextTokenizing {
@@ -30,6 +37,8 @@ public final class CLIPModel: VisionLanguageModel {
     public let logitScale: Float
     /// exp(logit_scale) as stored in the checkpoint, when it has one (what the library's own logits use).
     public let storedLogitScale: Float?
+    /// The stored logit_bias of a SigLIP-style checkpoint (open_clip's SigLIP configs), else 0.
+    public let logitBias: Float
     /// Changes whenever the architecture or the weights change; keys the embedding cache.
     public let identity: String
     /// Things a user should know that are not errors (e.g. an activation that differs from the tag's).
@@ -44,15 +53,18 @@ public final class CLIPModel: VisionLanguageModel {
 
     public var embedDim: Int { architecture.embedDim }
 
-    init(architecture: CLIPArchitecture, weights: (text: TextTowerWeights, vision: ImageTowerWeights, logLogitScale: Float?),
+    init(architecture: CLIPArchitecture, weights: CLIPCheckpointWeights,
          preprocessor: CLIPPreprocessor, tokenizer: (any CLIPTextTokenizing)?, fixedScale: Float?, identity: String,
          notes: [String], missingTokenizer: String? = nil) {
         self.missingTokenizer = missingTokenizer
+        var architecture = architecture
+        if let pad = tokenizer?.padTokenId, pad >= 0, pad < architecture.text.vocabSize { architecture.text.padTokenId = pad }
         self.architecture = architecture
         self.preprocessor = preprocessor
         self.tokenizer = tokenizer
         self.storedLogitScale = weights.logLogitScale.map { expf($0) }
         self.logitScale = fixedScale ?? storedLogitScale ?? 100
+        self.logitBias = weights.logitBias ?? 0
         self.identity = identity
         self.notes = notes
         text = TextTower(config: architecture.text, embedDim: architecture.embedDim, weights: weights.text)
@@ -60,6 +72,7 @@ public final class CLIPModel: VisionLanguageModel {
         case .vit(let w): image = .vit(VisionTower(config: architecture.vision, embedDim: architecture.embedDim, weights: w))
         case .resnet(let w): image = .resnet(ModifiedResNetTower(config: architecture.resnet!, weights: w))
         case .convnext(let w): image = .convnext(ConvNeXtTower(config: architecture.convnext!, weights: w))
+        case .mapViT(let w): image = .mapViT(MAPViTTower(config: architecture.mapViT!, weights: w))
         }
     }
 
@@ -69,6 +82,9 @@ public final class CLIPModel: VisionLanguageModel {
         let v = architecture.vision, t = architecture.text
         if let c = architecture.convnext {
             return "CLIP ConvNeXt (\(c.timmName): depths \(c.depths), dims \(c.dims), \(c.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
+        }
+        if let m = architecture.mapViT {
+            return "SigLIP ViT (\(m.timmName ?? "timm"): \(m.transformer.layers) layers, width \(m.transformer.width), patch \(m.patchSize), \(m.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
         }
         if let r = architecture.resnet {
             return "CLIP ModifiedResNet (layers \(r.layers), width \(r.width), \(r.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
@@ -117,6 +133,7 @@ enum ImageTower: Sendable {
     case vit(VisionTower)
     case resnet(ModifiedResNetTower)
     case convnext(ConvNeXtTower)
+    case mapViT(MAPViTTower)
 
     /// Unnormalised embeddings of preprocessed CHW images.
     func embed(_ images: [[Float]]) throws -> [[Float]] {
@@ -124,6 +141,7 @@ enum ImageTower: Sendable {
         case .vit(let t): return try t.embed(images)
         case .resnet(let t): return try t.embed(images)
         case .convnext(let t): return try t.embed(images)
+        case .mapViT(let t): return try t.embed(images)
         }
     }
 }

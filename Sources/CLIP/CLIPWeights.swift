@@ -29,7 +29,16 @@ struct TextTowerWeights: Sendable {
     var positionEmbedding: [Float]   // [ctx, W]
     var blocks: [BlockWeights]
     var finalNorm: LayerNormWeights
-    var projection: Linear    // [E, W]
+    var projection: Linear?   // [E, W]; nil for OpenCLIP's proj_type "none"
+}
+
+/// What a CLIP-family checkpoint holds: both towers, the stored log logit scale and, for SigLIP-style
+/// checkpoints (open_clip's SigLIP configs), the logit bias.
+struct CLIPCheckpointWeights: Sendable {
+    var text: TextTowerWeights
+    var vision: ImageTowerWeights
+    var logLogitScale: Float?
+    var logitBias: Float?
 }
 
 /// The image tower's weights: a ViT, or OpenAI's ModifiedResNet.
@@ -37,6 +46,7 @@ enum ImageTowerWeights: Sendable {
     case vit(VisionTowerWeights)
     case resnet(ModifiedResNetWeights)
     case convnext(ConvNeXtWeights)
+    case mapViT(MAPViTWeights)
 }
 
 struct VisionTowerWeights: Sendable {
@@ -80,15 +90,13 @@ extension StrictWeightReader {
 enum CLIPWeightNames {
     /// Reads both towers and the stored log logit scale (nil when the checkpoint has none).
     /// A tensor at fault comes out as CLIPError.badWeights, naming the file and the tensor.
-    static func load(_ arch: CLIPArchitecture, from source: any WeightSource, file: String) throws
-        -> (text: TextTowerWeights, vision: ImageTowerWeights, logLogitScale: Float?) {
+    static func load(_ arch: CLIPArchitecture, from source: any WeightSource, file: String) throws -> CLIPCheckpointWeights {
         do { return try read(arch, from: source, file: file) } catch let e as WeightError {
             throw CLIPError.badWeights(file: e.file, detail: "tensor '\(e.tensor)': \(e.message)")
         }
     }
 
-    private static func read(_ arch: CLIPArchitecture, from source: any WeightSource, file: String) throws
-        -> (text: TextTowerWeights, vision: ImageTowerWeights, logLogitScale: Float?) {
+    private static func read(_ arch: CLIPArchitecture, from source: any WeightSource, file: String) throws -> CLIPCheckpointWeights {
         var r = StrictWeightReader(source, file: file)
         let result: (TextTowerWeights, ImageTowerWeights)
         switch arch.naming {
@@ -96,17 +104,20 @@ enum CLIPWeightNames {
         case .openCLIP: result = try openCLIP(arch, &r, textPrefix: "")
         case .openCLIPCustomText: result = try openCLIP(arch, &r, textPrefix: "text.")
         }
-        var scale: Float?
+        var scale: Float?, bias: Float?
         if r.has("logit_scale") { scale = try r.take("logit_scale", [])[0] }
         if r.has("logit_bias") {
-            throw CLIPError.badWeights(file: file, detail: "the checkpoint has a logit_bias (a SigLIP-style model), which this CLIP engine does not implement")
+            guard arch.naming != .huggingFace else {
+                throw CLIPError.badWeights(file: file, detail: "the checkpoint has a logit_bias, which transformers' CLIPModel does not; a SiglipModel checkpoint needs model_type \"siglip\" in config.json")
+            }
+            bias = try r.take("logit_bias", [])[0]
         }
         // Buffers that carry no weights are skipped.
         try r.finish(ignoring: { $0.hasSuffix("position_ids") || $0.hasSuffix("attn_mask") || $0.hasSuffix("num_batches_tracked") }) { left in
             let shown = left.prefix(8).joined(separator: ", ") + (left.count > 8 ? ", ... (\(left.count) in all)" : "")
             return "is not used by this CLIP architecture (unused tensors: \(shown)); the checkpoint holds parts it does not have"
         }
-        return (result.0, result.1, scale)
+        return CLIPCheckpointWeights(text: result.0, vision: result.1, logLogitScale: scale, logitBias: bias)
     }
 
     // MARK: transformers
@@ -148,8 +159,10 @@ enum CLIPWeightNames {
                                 fc2: try r.linear(p + ".mlp.c_proj", out: w, in: t.mlpWidth))
         }
         let t = a.text.transformer, v = a.vision.transformer, p = a.vision.patchSize
-        let textProjection: Linear
-        if a.text.projectionBias {
+        let textProjection: Linear?
+        if !a.text.projected {
+            textProjection = nil
+        } else if a.text.projectionBias {
             textProjection = try r.linear(tp + "text_projection", out: a.embedDim, in: t.width)
         } else {
             textProjection = try r.projectionMatrix(tp + "text_projection", in: t.width, out: a.embedDim)
@@ -162,6 +175,7 @@ enum CLIPWeightNames {
             projection: textProjection)
         if let rc = a.resnet { return (text, .resnet(try ModifiedResNetTower.read(rc, &r))) }
         if let cc = a.convnext { return (text, .convnext(try ConvNeXtTower.read(cc, &r))) }
+        if let m = a.mapViT { return (text, .mapViT(try MAPViTTower.readTimm(m, &r, prefix: "visual.trunk."))) }
         let vision = VisionTowerWeights(
             patchEmbedding: Linear(dense: try r.take("visual.conv1.weight", [v.width, 3, p, p]), out: v.width, in: 3 * p * p),
             classEmbedding: try r.take("visual.class_embedding", [v.width]),

@@ -78,31 +78,42 @@ public enum OpenCLIPRegistry {
         }
     }
 
+    /// One shipped model config as `--list-vlms` shows it.
+    public struct SupportRow: Sendable {
+        public let name: String
+        public let supported: Bool
+        /// The Hugging Face tokenizer its texts need (text_cfg.hf_tokenizer_name), found at load time beside the
+        /// weights or in the HF cache; nil for open_clip's own CLIP BPE, which ex2 ships.
+        public let hfTokenizer: String?
+        /// The tower summary when supported, else the first feature the engine lacks.
+        public let detail: String
+    }
+
     /// Every shipped model config: whether this engine builds it, else the first feature it lacks.
-    public static func supportTable() -> [(name: String, supported: Bool, detail: String)] {
+    public static func supportTable() -> [SupportRow] {
         modelNames.map { name in
             do {
                 let cfg = try modelConfig(name)
                 let arch = try cfg.architecture(name: name)
+                let tower: String
                 if let c = arch.convnext {
-                    return (name, true, "ConvNeXt \(c.timmName), \(c.imageSize) px, embed \(arch.embedDim)")
+                    tower = "ConvNeXt \(c.timmName), \(c.imageSize) px, embed \(arch.embedDim)"
+                } else if let m = arch.mapViT {
+                    tower = "SigLIP ViT (timm \(m.timmName ?? "?")), \(m.imageSize) px, embed \(arch.embedDim)"
+                } else if let r = arch.resnet {
+                    tower = "ModifiedResNet \(r.layers) width \(r.width), \(r.imageSize) px, embed \(arch.embedDim)"
+                } else {
+                    tower = "ViT-\(arch.vision.patchSize) \(arch.vision.imageSize) px, embed \(arch.embedDim)"
                 }
-                if let r = arch.resnet {
-                    return (name, true, "ModifiedResNet \(r.layers) width \(r.width), \(r.imageSize) px, embed \(arch.embedDim)")
-                }
-                let textGap = cfg.textCfg.hfTokenizerName.map { "; images only: texts need the Hugging Face tokenizer '\($0)', which ex2 does not load yet" } ?? ""
-                return (name, true, "ViT-\(arch.vision.patchSize) \(arch.vision.imageSize) px, embed \(arch.embedDim)\(textGap)")
+                let hf = cfg.textCfg.hfTokenizerName
+                return SupportRow(name: name, supported: true, hfTokenizer: hf,
+                                  detail: tower + (hf.map { "; texts: Hugging Face tokenizer '\($0)' (its tokenizer.json beside the weights or in the HF cache)" } ?? ""))
             } catch let e as CLIPError {
-                return (name, false, e.reason)
+                return SupportRow(name: name, supported: false, hfTokenizer: nil, detail: e.reason)
             } catch {
-                return (name, false, "\(error)")
+                return SupportRow(name: name, supported: false, hfTokenizer: nil, detail: "\(error)")
             }
         }
-    }
-
-    /// How many of the supported configs embed images only (their text tokenizer is not implemented).
-    public static func imageOnlyCount(_ table: [(name: String, supported: Bool, detail: String)]) -> Int {
-        table.filter { $0.supported && (try? modelConfig($0.name).textCfg.hfTokenizerName) != nil }.count
     }
 
     /// Pretrained tags of a model, sorted.

@@ -81,10 +81,15 @@ struct TextTower: Sendable {
     private func project(_ pooled: [Float], count: Int) -> [[Float]] {
         let w = config.transformer.width
         var normed = [Float](repeating: 0, count: count * w)
-        var out = [Float](repeating: 0, count: count * embedDim)
         pooled.withUnsafeBufferPointer { p in normed.withUnsafeMutableBufferPointer { n in
             layerNorm(n.baseAddress!, p.baseAddress!, weights.finalNorm, rows: count, dim: w, eps: config.transformer.layerNormEps)
-            out.withUnsafeMutableBufferPointer { o in linear(o.baseAddress!, n.baseAddress!, weights.projection, rows: count) }
+        } }
+        guard let projection = weights.projection else {
+            return (0..<count).map { Array(normed[$0 * w..<($0 + 1) * w]) }
+        }
+        var out = [Float](repeating: 0, count: count * embedDim)
+        normed.withUnsafeBufferPointer { n in out.withUnsafeMutableBufferPointer { o in
+            linear(o.baseAddress!, n.baseAddress!, projection, rows: count)
         } }
         return (0..<count).map { Array(out[$0 * embedDim..<($0 + 1) * embedDim]) }
     }

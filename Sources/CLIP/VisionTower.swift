@@ -56,7 +56,8 @@ struct VisionTower: Sendable {
     }
 
     /// One row per patch in (c, ky, kx) order, the layout of a [W, 3, p, p] patch convolution's kernel:
-    /// [images * (S / p)^2, 3 p p] from CHW images.
+    /// [images * (S / p)^2, 3 p p] from CHW images; pixels past the last whole patch are left out, as a stride-p
+    /// convolution leaves them.
     static func unfoldPatches(_ images: [[Float]], imageSize s: Int, patch p: Int) -> [Float] {
         let g = s / p, patches = g * g, k = 3 * p * p
         var unfolded = [Float](repeating: 0, count: images.count * patches * k)

@@ -11,7 +11,8 @@ enum VLMList {
         }
         let table = OpenCLIPRegistry.supportTable()
         let ok = table.filter(\.supported)
-        out += "\nOpenCLIP \(OpenCLIPRegistry.openCLIPVersion) model configs (r-open-clip:MODEL:TAG, or a directory with open_clip_config.json): \(ok.count) of \(table.count) supported (\(OpenCLIPRegistry.imageOnlyCount(table)) of them images only)\n"
+        let withHF = ok.filter { $0.hfTokenizer != nil }.count
+        out += "\nOpenCLIP \(OpenCLIPRegistry.openCLIPVersion) model configs (r-open-clip:MODEL:TAG, or a directory with open_clip_config.json): \(ok.count) of \(table.count) supported (\(withHF) of them tokenize with a Hugging Face tokenizer)\n"
         for row in table {
             let tags = OpenCLIPRegistry.tags(model: row.name)
             let tagText = tags.isEmpty ? "" : " [tags: \(tags.joined(separator: ", "))]"

@@ -9,6 +9,8 @@ import Foundation
 enum NormalizerStep: Sendable {
     case prepend(String)
     case replace(String, String)
+    case replaceRegex(RegexReplacer)
+    case precompiled(PrecompiledCharsmap)
     case lowercase
     case nfc, nfkc, nfd, nfkd
     case strip(left: Bool, right: Bool)
@@ -17,6 +19,8 @@ enum NormalizerStep: Sendable {
         switch self {
         case let .prepend(p): return s.isEmpty ? s : p + s
         case let .replace(a, b): return s.replacingOccurrences(of: a, with: b)
+        case let .replaceRegex(r): return r.apply(s)
+        case let .precompiled(cm): return cm.normalizeLikeTokenizers(s)
         case .lowercase: return s.lowercased()
         case .nfc: return s.precomposedStringWithCanonicalMapping
         case .nfkc: return s.precomposedStringWithCompatibilityMapping
@@ -28,6 +32,18 @@ enum NormalizerStep: Sendable {
             if r { while let last = sc.last, last.isWhitespace { sc = sc.dropLast() } }
             return String(sc)
         }
+    }
+}
+
+/// A normalizer Replace with a regex pattern (NSRegularExpression / ICU; the patterns tokenizer.json files
+/// carry, such as " {2,}", mean the same in both engines). The content is inserted literally.
+struct RegexReplacer: @unchecked Sendable {  // NSRegularExpression is immutable and thread-safe
+    let regex: NSRegularExpression
+    let content: String
+
+    func apply(_ s: String) -> String {
+        regex.stringByReplacingMatches(in: s, range: NSRange(s.startIndex..., in: s),
+                                       withTemplate: NSRegularExpression.escapedTemplate(for: content))
     }
 }
 
@@ -82,6 +98,8 @@ enum ModelKind: Sendable {
     case bpe(merges: RankedMerges, byteLevel: Bool, byteFallback: Bool, unknown: Int32?, fuseUnknown: Bool,
              ignoreMerges: Bool)
     case sentencePiece(SentencePieceMerger)
+    /// HF Unigram: the best-scoring segmentation of each pre-tokenized word (scores added in Double).
+    case unigram(UnigramModel)
 }
 
 enum DecoderStep: Sendable {
@@ -194,6 +212,8 @@ struct PipelineTokenizer: Tokenizer {
             }
             return
         case let .metaspace(rep, prepend, split):
+            // Nothing is left of an all-whitespace text after a Strip normalizer; tokenizers prepends nothing to it.
+            if word.isEmpty { return }
             var w = word.map { $0 == 0x20 ? rep : $0 }
             let wants = prepend == .always || (prepend == .first && isStart)
             if wants, w.first != rep { w.insert(rep, at: 0) }
@@ -222,6 +242,11 @@ struct PipelineTokenizer: Tokenizer {
 
     private func encodeWord(_ word: [UInt32], _ out: inout [Int32], _ scratch: inout Scratch) {
         switch model {
+        case let .unigram(u):
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(word.count)
+            for v in word { bytes.append(contentsOf: Unicode.Scalar(v)!.utf8) }
+            out.append(contentsOf: u.encode(bytes))
         case let .sentencePiece(spm):
             var bytes = [UInt8]()
             bytes.reserveCapacity(word.count)

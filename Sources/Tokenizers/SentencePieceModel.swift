@@ -198,6 +198,45 @@ public struct PrecompiledCharsmap: Sendable {
         return (len, pool[at..<end])
     }
 
+    /// The replacement of the SHORTEST rule matching a prefix of `s` (a 0 byte ends the search), nil when none
+    /// matches: what HF tokenizers' Precompiled normalizer (spm_precompiled's `transform`) puts in place of a
+    /// whole grapheme or character, however much of it the rule covered.
+    func firstMatch(_ s: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        var pos = Self.offset(units[0])
+        for byte in s {
+            if byte == 0 { return nil }
+            pos ^= Int(byte)
+            guard pos >= 0, pos < units.count else { return nil }
+            let unit = units[pos]
+            guard Self.label(unit) == UInt32(byte) else { return nil }
+            pos ^= Self.offset(unit)
+            guard pos >= 0, pos < units.count else { return nil }
+            if Self.hasLeaf(unit) {
+                let at = Int(units[pos] & 0x7fff_ffff)
+                guard at < pool.count else { return nil }
+                let end = pool[at...].firstIndex(of: 0) ?? pool.endIndex
+                return pool[at..<end]
+            }
+        }
+        return nil
+    }
+
+    /// HF tokenizers' Precompiled normalizer: each grapheme cluster under 6 UTF-8 bytes that a rule matches
+    /// becomes that rule's replacement; any other grapheme is mapped character by character the same way.
+    public func normalizeLikeTokenizers(_ text: String) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(text.utf8.count)
+        for g in text {
+            let bytes = Array(String(g).utf8)
+            if bytes.count < 6, let rep = firstMatch(bytes[...]) { out += rep; continue }
+            for u in g.unicodeScalars {
+                let c = Array(String(u).utf8)
+                if let rep = firstMatch(c[...]) { out += rep } else { out += c }
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     @inline(__always) static func hasLeaf(_ u: UInt32) -> Bool { (u >> 8) & 1 == 1 }
     @inline(__always) static func label(_ u: UInt32) -> UInt32 { u & (0x8000_0000 | 0xff) }
     @inline(__always) static func offset(_ u: UInt32) -> Int { Int((u >> 10) << ((u & (1 << 9)) >> 6)) }

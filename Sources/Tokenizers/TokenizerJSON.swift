@@ -29,6 +29,9 @@ struct TJComponent: Decodable {
     var stop: Int?
     var left: Bool?
     var right: Bool?
+    var strip_left: Bool?
+    var strip_right: Bool?
+    var precompiled_charsmap: String?
     var single: [TJTemplateItem]?
     var special_tokens: [String: TJTemplateSpecial]?
     var cls: TJNamedId?
@@ -69,6 +72,9 @@ struct TJAddedToken: Decodable {
 struct TJModel: Decodable {
     var type: String?
     var vocab: [String: Int]?
+    /// A Unigram model's vocabulary: [piece, log-probability] in id order.
+    var unigramVocab: [(piece: String, score: Double)]?
+    var unk_id: Int?
     var merges: [String]
     var unk_token: String?
     var byte_fallback: Bool?
@@ -79,12 +85,27 @@ struct TJModel: Decodable {
 
     enum CodingKeys: String, CodingKey {
         case type, vocab, merges, unk_token, byte_fallback, fuse_unk, ignore_merges, continuing_subword_prefix, end_of_word_suffix
+        case unk_id
+    }
+
+    /// One `[piece, score]` entry of a Unigram vocabulary.
+    private struct ScoredPiece: Decodable {
+        var piece: String, score: Double
+        init(from decoder: Decoder) throws {
+            var c = try decoder.unkeyedContainer()
+            piece = try c.decode(String.self)
+            score = try c.decode(Double.self)
+        }
     }
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         type = try c.decodeIfPresent(String.self, forKey: .type)
         vocab = try? c.decodeIfPresent([String: Int].self, forKey: .vocab)
+        if type == "Unigram" {
+            unigramVocab = try c.decodeIfPresent([ScoredPiece].self, forKey: .vocab)?.map { ($0.piece, $0.score) }
+            unk_id = try c.decodeIfPresent(Int.self, forKey: .unk_id)
+        }
         // Merges are "a b" strings in older files and ["a", "b"] pairs in newer ones.
         if let s = try? c.decodeIfPresent([String].self, forKey: .merges) {
             merges = s
@@ -188,8 +209,9 @@ struct TokenizerJSONBuilder {
         let specialMap = try read("special_tokens_map.json", TJConfig.self, required: false)
         let generation = try read("generation_config.json", TJGenerationConfig.self, required: false)
 
-        guard (tj.model.type ?? "BPE") == "BPE" else {
-            throw TokenizerError.unsupported(file: path, field: "model.type", value: tj.model.type ?? "?")
+        let modelType = tj.model.type ?? "BPE"
+        guard modelType == "BPE" || modelType == "Unigram" else {
+            throw TokenizerError.unsupported(file: path, field: "model.type", value: modelType)
         }
         if let p = tj.model.continuing_subword_prefix, !p.isEmpty {
             throw TokenizerError.unsupported(file: path, field: "model.continuing_subword_prefix", value: p)
@@ -199,7 +221,14 @@ struct TokenizerJSONBuilder {
         }
 
         // id -> piece over the model vocabulary and the added tokens.
-        let vocab = tj.model.vocab ?? [:]
+        var vocab = tj.model.vocab ?? [:]
+        if modelType == "Unigram" {
+            guard let list = tj.model.unigramVocab, !list.isEmpty else {
+                throw TokenizerError.invalid(file: path, field: "model.vocab", reason: "a Unigram model needs a list of [piece, score] pairs")
+            }
+            vocab = [:]
+            for (i, e) in list.enumerated() where vocab[e.piece] == nil { vocab[e.piece] = i }
+        }
         let addedTokens = tj.added_tokens ?? []
         let size = max((vocab.values.max() ?? -1), (addedTokens.map(\.id).max() ?? -1)) + 1
         var pieces = [String](repeating: "", count: size)
@@ -232,10 +261,15 @@ struct TokenizerJSONBuilder {
         }
         var byteSymbols = [Int32](repeating: -1, count: 256)
         for b in 0..<256 { byteSymbols[b] = index.id(String(ByteLevel.byteToScalar[b])) ?? -1 }
-        let unknown = tj.model.unk_token.flatMap { index.id($0) }
-        let model = ModelKind.bpe(merges: merges, byteLevel: byteLevel, byteFallback: tj.model.byte_fallback ?? false,
+        let model: ModelKind
+        if let list = tj.model.unigramVocab, modelType == "Unigram" {
+            model = try unigramModel(list, unkId: tj.model.unk_id, special: special, byteFallback: tj.model.byte_fallback ?? false, path)
+        } else {
+            let unknown = tj.model.unk_token.flatMap { index.id($0) }
+            model = ModelKind.bpe(merges: merges, byteLevel: byteLevel, byteFallback: tj.model.byte_fallback ?? false,
                                   unknown: unknown, fuseUnknown: tj.model.fuse_unk ?? false,
                                   ignoreMerges: tj.model.ignore_merges ?? false)
+        }
 
         let decoders = try tj.decoder.map { try decoderSteps($0, path) } ?? []
 
@@ -263,21 +297,44 @@ struct TokenizerJSONBuilder {
             chatTemplate: config?.chat_template?.template)
     }
 
+    /// HF tokenizers' Unigram: every vocabulary piece takes part except the special tokens (which the added-token
+    /// split handles first) and <unk>; unknown characters become one fused <unk> (fuse_unk is always on there).
+    private func unigramModel(_ list: [(piece: String, score: Double)], unkId: Int?, special: Set<Int32>,
+                              byteFallback: Bool, _ path: String) throws -> ModelKind {
+        guard !byteFallback else {
+            throw TokenizerError.unsupported(file: path, field: "model.byte_fallback (Unigram)", value: "true")
+        }
+        guard let unk = unkId, unk >= 0, unk < list.count else {
+            throw TokenizerError.invalid(file: path, field: "model.unk_id", reason: "a Unigram model needs the id of its <unk> piece")
+        }
+        let types: [UInt8] = list.indices.map { i in i == unk ? 2 : special.contains(Int32(i)) ? 3 : 1 }
+        return .unigram(UnigramModel(pieces: list.map(\.piece), scores: list.map { Float($0.score) }, types: types,
+                                     unkId: unk, doublePrecision: true, fuseUnknown: true))
+    }
+
     private func normalizerSteps(_ c: TJComponent, _ path: String) throws -> [NormalizerStep] {
         switch c.type {
         case "Sequence": return try (c.normalizers ?? []).flatMap { try normalizerSteps($0, path) }
         case "Prepend": return [.prepend(c.prepend ?? "")]
         case "Replace":
-            guard let from = c.pattern?.String else {
+            if let from = c.pattern?.String { return [.replace(from, c.content ?? "")] }
+            guard let source = c.pattern?.Regex, let regex = try? NSRegularExpression(pattern: source) else {
                 throw TokenizerError.unsupported(file: path, field: "normalizer Replace pattern", value: c.pattern?.Regex ?? "?")
             }
-            return [.replace(from, c.content ?? "")]
+            return [.replaceRegex(RegexReplacer(regex: regex, content: c.content ?? ""))]
+        case "Precompiled":
+            // An empty charsmap (models trained with the identity rule) normalises nothing.
+            guard let b64 = c.precompiled_charsmap, !b64.isEmpty else { return [] }
+            guard let data = Data(base64Encoded: b64) else {
+                throw TokenizerError.invalid(file: path, field: "normalizer Precompiled.precompiled_charsmap", reason: "not base64")
+            }
+            return [.precompiled(try PrecompiledCharsmap(data, file: path))]
         case "Lowercase": return [.lowercase]
         case "NFC": return [.nfc]
         case "NFKC": return [.nfkc]
         case "NFD": return [.nfd]
         case "NFKD": return [.nfkd]
-        case "Strip": return [.strip(left: c.left ?? true, right: c.right ?? true)]
+        case "Strip": return [.strip(left: c.strip_left ?? c.left ?? true, right: c.strip_right ?? c.right ?? true)]
         default: throw TokenizerError.unsupported(file: path, field: "normalizer.type", value: c.type)
         }
     }

@@ -87,10 +87,13 @@ final class CLIPLoadingTests: XCTestCase {
 
     func testUnsupportedOpenCLIPOptionsAreRefused() throws {
         let cases: [(String, String)] = [
-            (#"{"embed_dim": 8, "init_logit_bias": -10, "vision_cfg": {}, "text_cfg": {}}"#, "init_logit_bias"),
+            (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"tokenizer_mode": "clips"}}"#, "tokenizer_mode"),
+            (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"act_kwargs": {"approximate": "sigmoid"}}}"#, "act_kwargs"),
+            (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"tokenizer_kwargs": {"language": "de"}}}"#, "tokenizer_kwargs.language"),
             (#"{"embed_dim": 8, "vision_cfg": {"layers": [3, 4, 6]}, "text_cfg": {}}"#, "ModifiedResNet"),
             (#"{"embed_dim": 8, "vision_cfg": {"attentional_pool": true}, "text_cfg": {}}"#, "attentional_pool"),
-            (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224"}, "text_cfg": {}}"#, "timm_model_name"),
+            (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "eva02_base_patch14_224"}, "text_cfg": {}}"#, "timm_model_name"),
+            (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224", "timm_pool": "avg"}, "text_cfg": {}}"#, "timm_pool"),
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base", "timm_pool": "avg"}, "text_cfg": {}}"#, "timm_pool"),
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base", "timm_pool": "", "timm_proj": "attn"}, "text_cfg": {}}"#, "timm_proj"),
             (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"hf_model_name": "roberta-base"}}"#, "hf_model_name"),
@@ -128,8 +131,9 @@ final class CLIPLoadingTests: XCTestCase {
     }
 
     func testHFTokenizerConfigEmbedsImagesAndRefusesTextsByName() throws {
-        // open_clip configs with hf_tokenizer_name (CLIPA, MetaCLIP 2 worldwide) load, embed images, and refuse
-        // texts with an error naming the tokenizer, rather than falling back to the CLIP BPE vocabulary.
+        // open_clip configs with hf_tokenizer_name (SigLIP, CLIPA, MetaCLIP 2 worldwide) whose tokenizer.json is
+        // neither beside the weights nor in the HF cache load, embed images, and refuse texts with an error
+        // naming the tokenizer, rather than falling back to the CLIP BPE vocabulary.
         let dir = tmp.appendingPathComponent("hf-tokenizer-openclip")
         try FileManager.default.copyItem(at: try Fixtures.url("openclip_tiny"), to: dir)
         let cfgURL = dir.appendingPathComponent("open_clip_config.json")
@@ -148,8 +152,12 @@ final class CLIPLoadingTests: XCTestCase {
         XCTAssertThrowsError(try m.embedTexts(["a photo of a dog"], normalize: true)) { e in
             XCTAssertTrue("\(e)".contains("bert-base-uncased"), "\(e)")
         }
-        let row = try XCTUnwrap(OpenCLIPRegistry.supportTable().first { $0.name == "ViT-L-14-CLIPA" })
-        XCTAssertTrue(row.detail.contains("images only") && row.detail.contains("bert-base-uncased"), row.detail)
-        XCTAssertEqual(OpenCLIPRegistry.imageOnlyCount(OpenCLIPRegistry.supportTable()), 13)
+        let table = OpenCLIPRegistry.supportTable()
+        let row = try XCTUnwrap(table.first { $0.name == "ViT-L-14-CLIPA" })
+        XCTAssertTrue(row.hfTokenizer == "bert-base-uncased" && row.detail.contains("bert-base-uncased"), row.detail)
+        // Every supported config that names a Hugging Face tokenizer says so, and only those.
+        for r in table where r.supported {
+            XCTAssertEqual(r.hfTokenizer, try OpenCLIPRegistry.modelConfig(r.name).textCfg.hfTokenizerName, r.name)
+        }
     }
 }

@@ -1,9 +1,7 @@
 // transformers' SiglipModel (google/siglip-*, and SigLIP 2's fixed-resolution checkpoints, which keep
 // model_type "siglip" and bring Gemma's tokenizer): pre-LN ViT encoders like CLIP's, but
-// - vision: patch embeddings (with bias) + position embeddings, no class token and no pre-LayerNorm; the
-//   post-LayerNorm on every token, then the attention-pooling (MAP) head: a learned probe attends over the
-//   tokens through nn.MultiheadAttention, and LayerNorm + MLP with a residual; that vector is the image
-//   embedding (no projection);
+// - vision: MAPViTTower (no class token, no pre-LayerNorm, attention-pooling head; the pooled vector is the
+//   image embedding, no projection), its weights named here as transformers names them;
 // - text: the padded context (SiglipProcessor pads to max_length 64 with </s> and passes no attention
 //   mask, so the padding is attended), bidirectional, final LayerNorm at the last position, then `head`;
 // - logits = exp(logit_scale) cos + logit_bias (a sigmoid loss), so the EX2 reward is the mean of the model's
@@ -25,6 +23,7 @@ public struct SigLIPConfig: Sendable, Equatable {
     public var imageSize = 224, patchSize = 16
     public var visionUseHead = true
 
+    /// Patches per side (a remainder is dropped, as the stride-p convolution does).
     public var gridSize: Int { imageSize / patchSize }
     public var patches: Int { gridSize * gridSize }
 
@@ -84,8 +83,9 @@ public struct SigLIPConfig: Sendable, Equatable {
                 throw bad("\(tower) tower: width \(c.width), \(c.layers) layers, \(c.heads) heads (width must be a positive multiple of heads)")
             }
         }
-        guard patchSize > 0, imageSize >= patchSize, imageSize % patchSize == 0 else {
-            throw bad("image size \(imageSize) is not a multiple of patch size \(patchSize)")
+        // The patch convolution drops a remainder, as in SiglipVisionEmbeddings (so400m-patch14-384: 27 x 27).
+        guard patchSize > 0, imageSize >= patchSize else {
+            throw bad("image size \(imageSize) is smaller than the patch size \(patchSize)")
         }
         guard vocabSize > 0, contextLength > 0, padTokenId >= 0, padTokenId < vocabSize else {
             throw bad("text_config: vocab \(vocabSize), context \(contextLength), pad id \(padTokenId)")
@@ -94,19 +94,6 @@ public struct SigLIPConfig: Sendable, Equatable {
             throw bad("text_config.projection_size \(projectionSize) differs from the image width \(vision.width); SiglipModel compares them directly")
         }
     }
-}
-
-struct SigLIPVisionWeights: Sendable {
-    var patchEmbedding: Linear       // [W, 3 p p] with bias
-    var positionEmbedding: [Float]   // [patches, W]
-    var blocks: [BlockWeights]
-    var postNorm: LayerNormWeights
-    var probe: [Float]               // [W]
-    var headQuery: Linear            // [W, W]: the probe's query
-    var headKeyValue: Linear         // [2W, W]: keys and values of the tokens
-    var headOut: Linear              // [W, W]
-    var headNorm: LayerNormWeights
-    var headFC1: Linear, headFC2: Linear
 }
 
 struct SigLIPTextWeights: Sendable {
@@ -127,9 +114,8 @@ public final class SigLIPModel: VisionLanguageModel {
     public let notes: [String]
     public let imageBatch = 16, textBatch = 32
 
-    let vision: SigLIPVisionWeights
+    let vision: MAPViTTower
     let text: SigLIPTextWeights
-    let visionEncoder: CLIPTransformer
     let textEncoder: CLIPTransformer
 
     public var embedDim: Int { config.vision.width }
@@ -138,13 +124,14 @@ public final class SigLIPModel: VisionLanguageModel {
     }
     public var preprocessingKey: String { "siglip|\(preprocessor.mode)" }
 
-    init(config: SigLIPConfig, vision: SigLIPVisionWeights, text: SigLIPTextWeights, logitScale: Float, logitBias: Float,
+    init(config: SigLIPConfig, vision: MAPViTWeights, text: SigLIPTextWeights, logitScale: Float, logitBias: Float,
          preprocessor: CLIPPreprocessor, tokenize: (@Sendable (String) -> [Int])?, identity: String, notes: [String]) {
-        self.config = config; self.vision = vision; self.text = text
+        self.config = config; self.text = text
+        self.vision = MAPViTTower(config: MAPViTConfig(transformer: config.vision, imageSize: config.imageSize, patchSize: config.patchSize),
+                                  weights: vision)
         self.logitScale = logitScale; self.logitBias = logitBias
         self.preprocessor = preprocessor; self.tokenize = tokenize
         self.identity = identity; self.notes = notes
-        visionEncoder = CLIPTransformer(config: config.vision, blocks: vision.blocks)
         textEncoder = CLIPTransformer(config: config.text, blocks: text.blocks)
     }
 
@@ -153,70 +140,8 @@ public final class SigLIPModel: VisionLanguageModel {
     // MARK: images
 
     public func embedPreprocessed(_ pixels: [[Float]], normalize: Bool) throws -> [[Float]] {
-        let s = config.imageSize
-        for (i, im) in pixels.enumerated() where im.count != 3 * s * s {
-            throw CLIPError.badInput("image \(i) has \(im.count) values; the model takes 3 x \(s) x \(s) = \(3 * s * s) (check the preprocessing size)")
-        }
-        var out: [[Float]] = []
-        out.reserveCapacity(pixels.count)
-        for start in stride(from: 0, to: pixels.count, by: imageBatch) {
-            out += embedBatch(Array(pixels[start..<min(pixels.count, start + imageBatch)]))
-        }
+        let out = try vision.embed(pixels, batch: imageBatch)
         return normalize ? out.map(l2Normalized) : out
-    }
-
-    private func embedBatch(_ images: [[Float]]) -> [[Float]] {
-        if images.isEmpty { return [] }
-        let c = config, w = c.vision.width, t = c.patches, b = images.count, rows = b * t
-        let unfolded = VisionTower.unfoldPatches(images, imageSize: c.imageSize, patch: c.patchSize)
-        var x = [Float](repeating: 0, count: rows * w)
-        var kv = [Float](repeating: 0, count: rows * 2 * w)
-        var pooled = [Float](repeating: 0, count: b * w)
-        x.withUnsafeMutableBufferPointer { xb in
-            let xp = xb.baseAddress!
-            unfolded.withUnsafeBufferPointer { u in vision.patchEmbedding.forward(xp, u.baseAddress!, rows: rows) }
-            vision.positionEmbedding.withUnsafeBufferPointer { pos in
-                for r in 0..<rows { Vec.add(xp + r * w, pos.baseAddress! + (r % t) * w, w) }
-            }
-            visionEncoder.forward(xp, rows: rows, segments: (0..<b).map { ($0 * t)..<(($0 + 1) * t) }, causal: false)
-            layerNorm(xp, xp, vision.postNorm, rows: rows, dim: w, eps: c.vision.layerNormEps)
-            kv.withUnsafeMutableBufferPointer { k in vision.headKeyValue.forward(k.baseAddress!, xp, rows: rows) }
-        }
-        // The probe's query is the same for every image.
-        var q = [Float](repeating: 0, count: w)
-        vision.probe.withUnsafeBufferPointer { p in q.withUnsafeMutableBufferPointer { qb in
-            vision.headQuery.forward(qb.baseAddress!, p.baseAddress!, rows: 1)
-        } }
-        let heads = c.vision.heads, hd = w / heads
-        let scale = 1 / Float(hd).squareRoot()
-        var attended = [Float](repeating: 0, count: b * w)
-        kv.withUnsafeBufferPointer { kvb in q.withUnsafeBufferPointer { qb in attended.withUnsafeMutableBufferPointer { ab in
-            nonisolated(unsafe) let kvp = kvb.baseAddress!, qp = qb.baseAddress!, ap = ab.baseAddress!
-            parallelFor(b * heads) { task in
-                let img = task / heads, h = task % heads
-                var scores = [Float](repeating: 0, count: t)
-                for j in 0..<t {
-                    scores[j] = scale * Vec.dot(qp + h * hd, kvp + (img * t + j) * 2 * w + h * hd, hd)
-                }
-                scores.withUnsafeMutableBufferPointer { Softmax.softmaxRow($0.baseAddress!, t) }
-                let o = ap + img * w + h * hd
-                for d in 0..<hd { o[d] = 0 }
-                for j in 0..<t { Vec.axpy(o, scores[j], kvp + (img * t + j) * 2 * w + w + h * hd, hd) }
-            }
-        } } }
-        var normed = [Float](repeating: 0, count: b * w)
-        var hidden = [Float](repeating: 0, count: b * c.vision.mlpWidth)
-        pooled.withUnsafeMutableBufferPointer { pb in attended.withUnsafeBufferPointer { ab in
-        normed.withUnsafeMutableBufferPointer { nb in hidden.withUnsafeMutableBufferPointer { hb in
-            let pp = pb.baseAddress!, np = nb.baseAddress!, hp = hb.baseAddress!
-            vision.headOut.forward(pp, ab.baseAddress!, rows: b)               // residual
-            layerNorm(np, pp, vision.headNorm, rows: b, dim: w, eps: c.vision.layerNormEps)
-            vision.headFC1.forward(hp, np, rows: b)
-            CLIPActivation.apply(c.vision.activation, hp, count: b * c.vision.mlpWidth)
-            vision.headFC2.forward(np, hp, rows: b)
-            Vec.add(pp, np, b * w)
-        } } } }
-        return (0..<b).map { Array(pooled[($0 * w)..<(($0 + 1) * w)]) }
     }
 
     // MARK: texts
@@ -284,12 +209,12 @@ extension SigLIPModel {
         let c = try SigLIPConfig(contentsOf: configURL)
         let checkpoint = try VLMLoader.openCheckpoint(dir)
         var r = StrictWeightReader(checkpoint.source, file: dir.path)
-        let vision: SigLIPVisionWeights, text: SigLIPTextWeights, scale: Float, bias: Float
+        let vision: MAPViTWeights, text: SigLIPTextWeights, scale: Float, bias: Float
         do {
             let w = c.vision.width, p = c.patchSize
             let inProj = try r.take("vision_model.head.attention.in_proj_weight", [3 * w, w])
             let inBias = try r.take("vision_model.head.attention.in_proj_bias", [3 * w])
-            vision = SigLIPVisionWeights(
+            vision = MAPViTWeights(
                 patchEmbedding: Linear(dense: try r.take("vision_model.embeddings.patch_embedding.weight", [w, 3, p, p]),
                                        out: w, in: 3 * p * p, bias: try r.take("vision_model.embeddings.patch_embedding.bias", [w])),
                 positionEmbedding: try r.take("vision_model.embeddings.position_embedding.weight", [c.patches, w]),
