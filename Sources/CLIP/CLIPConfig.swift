@@ -16,6 +16,8 @@ public struct CLIPTransformerConfig: Sendable, Equatable {
     public var mlpWidth: Int
     public var activation: Activation
     public var layerNormEps: Float
+    /// LayerScale gammas on both residual branches of every block.
+    public var layerScale: Bool = false
 
     public var headDim: Int { width / heads }
 }
@@ -55,9 +57,40 @@ public struct CLIPVisionConfig: Sendable, Equatable {
     public var pooling: Pooling
     /// OpenCLIP `final_ln_after_pool`: LayerNorm the pooled vector instead of every token before pooling.
     public var normAfterPool: Bool
+    /// A class token before the patches (timm's class_token=False towers have none: "avg" pools all tokens).
+    public var classToken: Bool = true
 
     public var gridSize: Int { imageSize / patchSize }
-    public var tokens: Int { gridSize * gridSize + 1 }
+    public var tokens: Int { gridSize * gridSize + (classToken ? 1 : 0) }
+}
+
+/// timm VisionTransformer trunks (open_clip's TimmModel) that run on the CLIP ViT tower: what differs from
+/// OpenCLIP's own ViT is naming, the patch embedding bias, qkv bias and where the projection lives.
+public struct TimmViTConfig: Sendable, Equatable {
+    public enum Projection: Sendable, Equatable {
+        /// timm_proj null / "": timm's own head, Linear(W, embed_dim) with bias (visual.trunk.head).
+        case trunkHead
+        /// timm_proj "linear": open_clip's visual.head.proj.
+        case linear(bias: Bool)
+        /// timm_proj "none": the pooled, normed trunk output is the embedding.
+        case none
+    }
+    public var timmName: String
+    public var patchBias: Bool
+    public var qkvBias: Bool
+    public var projection: Projection
+    /// timm's registrations (timm 1.0): the CLIP ViT config they lower to, the patch and qkv biases.
+    static let variants: [String: (vision: CLIPVisionConfig, patchBias: Bool, qkvBias: Bool)] = [
+        // OpenAI-CLIP-style ViT-L/14 (MobileCLIP2-L-14): class token, pre-norm, no patch bias, LayerNorm eps 1e-5.
+        "vit_large_patch14_clip_224": (CLIPVisionConfig(
+            transformer: CLIPTransformerConfig(width: 1024, layers: 24, heads: 16, mlpWidth: 4096, activation: .gelu, layerNormEps: 1e-5),
+            imageSize: 224, patchSize: 14, preNorm: true, pooling: .classToken, normAfterPool: false, classToken: true), false, true),
+        // No class token, global average pool after the final norm, LayerScale, no qkv bias (eps 1e-6).
+        "vit_medium_patch16_gap_256": (CLIPVisionConfig(
+            transformer: CLIPTransformerConfig(width: 512, layers: 12, heads: 8, mlpWidth: 2048, activation: .gelu, layerNormEps: 1e-6,
+                                               layerScale: true),
+            imageSize: 256, patchSize: 16, preNorm: false, pooling: .average, normAfterPool: false, classToken: false), true, false),
+    ]
 }
 
 /// Where the weights come from decides their names (see CLIPWeights).
@@ -80,6 +113,8 @@ public struct CLIPArchitecture: Sendable, Equatable {
     public var convnext: ConvNeXtConfig? = nil
     /// timm's SigLIP ViT (attention-pooled, no class token) instead of the CLIP ViT (open_clip *-SigLIP*).
     public var mapViT: MAPViTConfig? = nil
+    /// Set when `vision` is a timm VisionTransformer trunk (timm names, projection options).
+    public var timmViT: TimmViTConfig? = nil
 }
 
 // MARK: - transformers
@@ -228,6 +263,11 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var convnext: ConvNeXtConfig?
         /// Set for a timm SigLIP ViT (timm_model_name vit_*_siglip_*).
         public var mapViT: MAPViTConfig?
+        /// Set for a timm ViT that runs on the CLIP ViT tower, with the CLIP vision config it lowers to.
+        public var timmViT: TimmViTConfig?
+        public var timmVision: CLIPVisionConfig?
+        /// ls_init_value: LayerScale in every block.
+        public var layerScale = false
 
         enum CodingKeys: String, CodingKey {
             case imageSize = "image_size", layers, width, headWidth = "head_width", patchSize = "patch_size"
@@ -242,8 +282,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
                 self = try Self.timmTower(timm, raw)
                 return
             }
-            try rejectUnsupported(raw, harmless: ["output_tokens", "patch_dropout"], falsy: [
-                "attentional_pool", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
+            try rejectUnsupported(raw, harmless: ["output_tokens", "patch_dropout", "ls_init_value"], falsy: [
+                "attentional_pool", "qk_norm", "scaled_cosine_attn", "scale_heads",
                 "scale_attn_inner", "scale_attn", "scale_fc", "timm_model_name", "act_kwargs",
             ], where: "vision_cfg", special: ["pos_embed_type": "learnable", "block_type": "default"])
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -267,6 +307,7 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             finalLnAfterPool = try c.decodeIfPresent(Bool.self, forKey: .finalLnAfterPool) ?? false
             poolType = try c.decodeIfPresent(String.self, forKey: .poolType) ?? "tok"
             layerNormEps = try decodeNormEps(raw) ?? 1e-5
+            layerScale = try decodeLayerScale(raw)
         }
     }
 
@@ -280,6 +321,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var layerNormEps: Double = 1e-5
         /// act_kwargs {"approximate": "tanh"}: nn.GELU(approximate='tanh') (SigLIP 2's text towers).
         public var tanhGelu = false
+        /// ls_init_value: LayerScale in every block.
+        public var layerScale = false
         /// open_clip's HFTokenizer options (tokenizer_kwargs): the text cleaning and strip_sep_token.
         public var tokenizerClean: String?
         public var stripSepToken = false
@@ -295,8 +338,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public init(from decoder: Decoder) throws {
             let raw = try decoder.container(keyedBy: AnyKey.self)
             try rejectUnsupported(raw, harmless: ["output_tokens", "tokenizer_kwargs",
-                                                  "final_ln_after_pool", "act_kwargs"], falsy: [
-                "tokenizer_mode", "hf_model_name", "embed_cls", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                                                  "final_ln_after_pool", "act_kwargs", "ls_init_value"], falsy: [
+                "tokenizer_mode", "hf_model_name", "embed_cls", "qk_norm", "scaled_cosine_attn", "scale_heads",
                 "scale_attn_inner", "scale_attn", "scale_fc", "use_pad_mask", "correct_cls_mask",
             ], where: "text_cfg", special: ["block_type": "default"])
             if raw.contains(AnyKey("act_kwargs")), !(try raw.decodeNil(forKey: AnyKey("act_kwargs"))) {
@@ -330,6 +373,7 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             projType = try c.decodeIfPresent(String.self, forKey: .projType) ?? "linear"
             hfTokenizerName = try c.decodeIfPresent(String.self, forKey: .hfTokenizerName)
             layerNormEps = try decodeNormEps(raw) ?? 1e-5
+            layerScale = try decodeLayerScale(raw)
         }
     }
 
@@ -384,6 +428,17 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             try arch.validate(name: name)
             return arch
         }
+        if let tv = v.timmViT, var vision = v.timmVision {
+            var arch = try textOnlyArchitecture(name: name, act: act)
+            if tv.projection == .none, vision.transformer.width != embedDim {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "vision_cfg.timm_proj 'none' with trunk width \(vision.transformer.width) but embed_dim \(embedDim)")
+            }
+            vision.imageSize = v.imageSize
+            arch.vision = vision
+            arch.timmViT = tv
+            try arch.validate(name: name)
+            return arch
+        }
         if let layers = v.resnetLayers {
             guard v.width > 0, v.width % 2 == 0, v.headWidth > 0, (v.width * 32) % v.headWidth == 0, v.imageSize >= 32, v.imageSize % 32 == 0 else {
                 throw CLIPError.unsupportedArchitecture(model: name, detail: "ModifiedResNet width \(v.width), head_width \(v.headWidth), image size \(v.imageSize) (the width must be even, width x 32 a multiple of head_width, the image a multiple of 32)")
@@ -427,13 +482,13 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             text: CLIPTextConfig(
                 transformer: CLIPTransformerConfig(width: t.width, layers: t.layers, heads: t.heads,
                                                    mlpWidth: Int(Double(t.width) * t.mlpRatio), activation: textAct,
-                                                   layerNormEps: Float(t.layerNormEps)),
+                                                   layerNormEps: Float(t.layerNormEps), layerScale: t.layerScale),
                 vocabSize: t.vocabSize, contextLength: t.contextLength, causal: !t.noCausalMask, pooling: pooling,
                 padTokenId: t.padId, projectionBias: t.projBias, projected: t.projType != "none"),
             vision: CLIPVisionConfig(
                 transformer: CLIPTransformerConfig(width: v.width, layers: v.layers, heads: v.width / v.headWidth,
                                                    mlpWidth: Int(Double(v.width) * v.mlpRatio), activation: act,
-                                                   layerNormEps: Float(v.layerNormEps)),
+                                                   layerNormEps: Float(v.layerNormEps), layerScale: v.layerScale),
                 imageSize: v.imageSize, patchSize: v.patchSize, preNorm: !v.noLnPre, pooling: vPool,
                 normAfterPool: v.finalLnAfterPool),
             embedDim: embedDim, naming: customText ? .openCLIPCustomText : .openCLIP)
@@ -487,8 +542,32 @@ extension OpenCLIPModelConfig.VisionCfg {
             cfg.mapViT = m
             return cfg
         }
+        if let tv = TimmViTConfig.variants[name] {
+            let pool = (try? raw.decode(String.self, forKey: AnyKey("timm_pool"))) ?? ""
+            var vision = tv.vision
+            switch pool {
+            case "": break
+            case "token" where vision.classToken: vision.pooling = .classToken
+            case "avg": vision.pooling = .average
+            default:
+                throw unsupported("vision_cfg.timm_pool '\(pool)' for \(name) (implemented: '' (the trunk's own), 'avg'\(vision.classToken ? ", 'token'" : ""))")
+            }
+            // timm_proj null or "" keeps timm's own head as the projection (open_clip passes num_classes=embed_dim).
+            let projName = (try? raw.decode(String.self, forKey: AnyKey("timm_proj"))) ?? (raw.contains(AnyKey("timm_proj")) ? "" : "linear")
+            let projection: TimmViTConfig.Projection
+            switch projName {
+            case "": projection = .trunkHead
+            case "linear": projection = .linear(bias: (try? raw.decode(Bool.self, forKey: AnyKey("timm_proj_bias"))) ?? false)
+            case "none": projection = .none
+            default: throw unsupported("vision_cfg.timm_proj '\(projName)' for \(name) (implemented: null, 'linear', 'none')")
+            }
+            cfg.imageSize = try decodeSize(raw, "image_size") ?? vision.imageSize
+            cfg.timmViT = TimmViTConfig(timmName: name, patchBias: tv.patchBias, qkvBias: tv.qkvBias, projection: projection)
+            cfg.timmVision = vision
+            return cfg
+        }
         guard let v = ConvNeXtConfig.variants[name] else {
-            throw unsupported("vision_cfg.timm_model_name '\(name)': this timm image tower is not implemented (timm towers supported: \(ConvNeXtConfig.variants.count) convnext_* and \(MAPViTConfig.timmSigLIPVariants.count) vit_*_siglip_* variants)")
+            throw unsupported("vision_cfg.timm_model_name '\(name)': this timm image tower is not implemented (timm towers supported: \(ConvNeXtConfig.variants.count) convnext_* and \(MAPViTConfig.timmSigLIPVariants.count) vit_*_siglip_* variants, \(TimmViTConfig.variants.keys.sorted().joined(separator: ", ")))")
         }
         let pool = (try? raw.decode(String.self, forKey: AnyKey("timm_pool"))) ?? "avg"
         guard pool == "" else {
@@ -628,6 +707,14 @@ func decodeSize(_ c: KeyedDecodingContainer<AnyKey>, _ name: String) throws -> I
     if let n = try? c.decode(Int.self, forKey: k) { return n }
     if let hw = try? c.decode([Int].self, forKey: k), hw.count == 2, hw[0] == hw[1] { return hw[0] }
     throw unsupported("\(name) must be an integer or a square [h, w] pair")
+}
+
+/// ls_init_value: any non-null value adds LayerScale gammas (their trained values are in the checkpoint).
+private func decodeLayerScale(_ c: KeyedDecodingContainer<AnyKey>) throws -> Bool {
+    let k = AnyKey("ls_init_value")
+    guard c.contains(k), !(try c.decodeNil(forKey: k)) else { return false }
+    guard (try? c.decode(Double.self, forKey: k)) != nil else { throw unsupported("ls_init_value must be a number") }
+    return true
 }
 
 private func decodeNormEps(_ c: KeyedDecodingContainer<AnyKey>) throws -> Double? {

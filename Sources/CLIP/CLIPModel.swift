@@ -86,6 +86,9 @@ public final class CLIPModel: VisionLanguageModel {
         if let m = architecture.mapViT {
             return "SigLIP ViT (\(m.timmName ?? "timm"): \(m.transformer.layers) layers, width \(m.transformer.width), patch \(m.patchSize), \(m.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
         }
+        if let tv = architecture.timmViT {
+            return "CLIP ViT (timm \(tv.timmName): \(v.transformer.layers) layers, width \(v.transformer.width), patch \(v.patchSize), \(v.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
+        }
         if let r = architecture.resnet {
             return "CLIP ModifiedResNet (layers \(r.layers), width \(r.width), \(r.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
         }

@@ -42,14 +42,14 @@ struct CLIPTransformer: Sendable {
                 } }
                 linear(qb, nb, block.qkv, rows: rows)
                 CLIPAttention.forward(ab, qkv: qb, width: w, heads: config.heads, segments: segments, causal: causal, scale: scale)
-                addLinear(x, ab, block.out, rows: rows, scratch: nb)  // LN1's output is used up
+                addLinear(x, ab, block.out, rows: rows, scratch: nb, gamma: block.scale1)  // LN1's output is used up
                 // MLP half.
                 block.norm2.weight.withUnsafeBufferPointer { g in block.norm2.bias.withUnsafeBufferPointer { b in
                     Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
                 } }
                 linear(hb, nb, block.fc1, rows: rows)
                 CLIPActivation.apply(config.activation, hb, count: rows * m)
-                addLinear(x, hb, block.fc2, rows: rows, scratch: nb)  // LN2's output is used up
+                addLinear(x, hb, block.fc2, rows: rows, scratch: nb, gamma: block.scale2)  // LN2's output is used up
             }
         } } } }
     }
@@ -60,12 +60,23 @@ func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: Li
     l.forward(y, x, rows: rows)
 }
 
-/// y[rows, out] += x W^T + b: the GEMM writes `scratch` ([rows, out], free for reuse), then the residual add.
+/// y[rows, out] += gamma * (x W^T + b) (gamma: a LayerScale per output, nil for 1): the GEMM writes `scratch`
+/// ([rows, out], free for reuse), then the residual add.
 func addLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ l: Linear, rows: Int,
-               scratch: UnsafeMutablePointer<Float>) {
+               scratch: UnsafeMutablePointer<Float>, gamma: [Float]? = nil) {
     let n = l.outFeatures
     linear(scratch, x, l, rows: rows)
-    parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in Vec.add(y + r * n, scratch + r * n, n) }
+    guard let gamma else {
+        parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in Vec.add(y + r * n, scratch + r * n, n) }
+        return
+    }
+    gamma.withUnsafeBufferPointer { gb in
+        nonisolated(unsafe) let g = gb.baseAddress!
+        parallelFor(rows, minPerChunk: max(1, 16384 / max(n, 1))) { r in
+            let yr = y + r * n, sr = scratch + r * n
+            for i in 0..<n { yr[i] += g[i] * sr[i] }
+        }
+    }
 }
 
 /// out[r] = LayerNorm(x[r]) for `rows` rows of width `dim`.

@@ -13,15 +13,18 @@ struct LayerNormWeights: Sendable {
     var bias: [Float]
 }
 
-/// One pre-LN residual block: x += out(attn(LN1 x)); x += fc2(act(fc1(LN2 x))).
+/// One pre-LN residual block: x += g1 * out(attn(LN1 x)); x += g2 * fc2(act(fc1(LN2 x))), the LayerScale
+/// gammas g1, g2 [W] only where the model has them (open_clip ls_init_value, timm init_values).
 struct BlockWeights: Sendable {
     var norm1: LayerNormWeights
-    /// q, k, v stacked: [3W, W] and [3W].
+    /// q, k, v stacked: [3W, W] and [3W] (no bias in timm towers built with qkv_bias=False).
     var qkv: Linear
     var out: Linear
     var norm2: LayerNormWeights
     var fc1: Linear
     var fc2: Linear
+    var scale1: [Float]? = nil
+    var scale2: [Float]? = nil
 }
 
 struct TextTowerWeights: Sendable {
@@ -51,12 +54,12 @@ enum ImageTowerWeights: Sendable {
 
 struct VisionTowerWeights: Sendable {
     var patchEmbedding: Linear // [W, 3 * p * p], conv kernel flattened in (c, ky, kx) order
-    var classEmbedding: [Float]      // [W]
+    var classEmbedding: [Float]?     // [W]; nil for timm towers without a class token
     var positionEmbedding: [Float]   // [tokens, W]
     var preNorm: LayerNormWeights?
     var blocks: [BlockWeights]
     var postNorm: LayerNormWeights   // over W, or over the pooled vector
-    var projection: Linear    // [E, W]
+    var projection: Linear?   // [E, W]; nil for timm_proj "none"
 }
 
 extension StrictWeightReader {
@@ -156,7 +159,9 @@ enum CLIPWeightNames {
                                 out: try r.linear(p + ".attn.out_proj", out: w, in: w),
                                 norm2: try r.norm(p + ".ln_2", w),
                                 fc1: try r.linear(p + ".mlp.c_fc", out: t.mlpWidth, in: w),
-                                fc2: try r.linear(p + ".mlp.c_proj", out: w, in: t.mlpWidth))
+                                fc2: try r.linear(p + ".mlp.c_proj", out: w, in: t.mlpWidth),
+                                scale1: t.layerScale ? try r.take(p + ".ls_1.gamma", [w]) : nil,
+                                scale2: t.layerScale ? try r.take(p + ".ls_2.gamma", [w]) : nil)
         }
         let t = a.text.transformer, v = a.vision.transformer, p = a.vision.patchSize
         let textProjection: Linear?
@@ -176,6 +181,7 @@ enum CLIPWeightNames {
         if let rc = a.resnet { return (text, .resnet(try ModifiedResNetTower.read(rc, &r))) }
         if let cc = a.convnext { return (text, .convnext(try ConvNeXtTower.read(cc, &r))) }
         if let m = a.mapViT { return (text, .mapViT(try MAPViTTower.readTimm(m, &r, prefix: "visual.trunk."))) }
+        if let tv = a.timmViT { return (text, .vit(try VisionTower.readTimm(a.vision, tv, embedDim: a.embedDim, &r))) }
         let vision = VisionTowerWeights(
             patchEmbedding: Linear(dense: try r.take("visual.conv1.weight", [v.width, 3, p, p]), out: v.width, in: 3 * p * p),
             classEmbedding: try r.take("visual.class_embedding", [v.width]),

@@ -98,6 +98,8 @@ public enum OpenCLIPRegistry {
                 let tower: String
                 if let c = arch.convnext {
                     tower = "ConvNeXt \(c.timmName), \(c.imageSize) px, embed \(arch.embedDim)"
+                } else if let tv = arch.timmViT {
+                    tower = "ViT (timm \(tv.timmName)), \(arch.vision.imageSize) px, embed \(arch.embedDim)"
                 } else if let m = arch.mapViT {
                     tower = "SigLIP ViT (timm \(m.timmName ?? "?")), \(m.imageSize) px, embed \(arch.embedDim)"
                 } else if let r = arch.resnet {

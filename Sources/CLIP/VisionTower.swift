@@ -2,6 +2,7 @@
 // position embeddings, the optional pre-LayerNorm, a bidirectional transformer, pooling (class token or
 // the mean of the patch tokens), the post-LayerNorm and the projection. Images go through in batches so
 // every projection of every layer is one GEMM over all tokens of the batch.
+import Layers
 import Tensors
 
 struct VisionTower: Sendable {
@@ -36,16 +37,16 @@ struct VisionTower: Sendable {
 
         x.withUnsafeMutableBufferPointer { xb in
             let xp = xb.baseAddress!
+            let prefix = t - patches  // the class token, when there is one
             embedded.withUnsafeBufferPointer { e in
-            weights.classEmbedding.withUnsafeBufferPointer { cls in
             weights.positionEmbedding.withUnsafeBufferPointer { pos in
                 for bi in 0..<b {
                     let img = xp + bi * t * w
-                    img.update(from: cls.baseAddress!, count: w)
-                    (img + w).update(from: e.baseAddress! + bi * patches * w, count: patches * w)
+                    if let cls = weights.classEmbedding { img.update(from: cls, count: w) }
+                    (img + prefix * w).update(from: e.baseAddress! + bi * patches * w, count: patches * w)
                     for r in 0..<t { Vec.add(img + r * w, pos.baseAddress! + r * w, w) }
                 }
-            } } }
+            } }
             if let pre = weights.preNorm {
                 layerNorm(xp, xp, pre, rows: rows, dim: w, eps: config.transformer.layerNormEps)
             }
@@ -104,18 +105,52 @@ struct VisionTower: Sendable {
                 if config.normAfterPool { layerNorm(pp, pp, weights.postNorm, rows: b, dim: w, eps: eps) }
             }
         } }
+        guard let projection = weights.projection else { return (0..<b).map { Array(pooled[$0 * w..<($0 + 1) * w]) } }
         var out = [Float](repeating: 0, count: b * embedDim)
         pooled.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { o in
-            linear(o.baseAddress!, p.baseAddress!, weights.projection, rows: b)
+            linear(o.baseAddress!, p.baseAddress!, projection, rows: b)
         } }
         return (0..<b).map { Array(out[$0 * embedDim..<($0 + 1) * embedDim]) }
     }
 
-    /// out = mean of token rows 1..<tokens (the class token is left out, as OpenCLIP's "avg" pool does).
+    /// out = mean of the patch rows (a class token is left out, as OpenCLIP's and timm's "avg" pools do).
     private func averagePatches(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, tokens t: Int, width w: Int) {
+        let first = config.classToken ? 1 : 0
         // Accumulate in Double: a mean over hundreds of tokens in Float drifts from torch's result.
         var acc = [Double](repeating: 0, count: w)
-        for r in 1..<t { for i in 0..<w { acc[i] += Double(x[r * w + i]) } }
-        for i in 0..<w { out[i] = Float(acc[i] / Double(t - 1)) }
+        for r in first..<t { for i in 0..<w { acc[i] += Double(x[r * w + i]) } }
+        for i in 0..<w { out[i] = Float(acc[i] / Double(t - first)) }
+    }
+}
+
+extension VisionTower {
+    /// timm's VisionTransformer names under visual.trunk. (open_clip's TimmModel): cls_token [1, 1, W],
+    /// pos_embed [1, tokens, W], patch_embed.proj, norm_pre, blocks.i.{norm1, attn.qkv, attn.proj, norm2,
+    /// mlp.fc1, mlp.fc2, ls1.gamma, ls2.gamma}, norm; the projection is timm's head or open_clip's head.proj.
+    static func readTimm(_ v: CLIPVisionConfig, _ tv: TimmViTConfig, embedDim: Int, _ r: inout StrictWeightReader) throws -> VisionTowerWeights {
+        let t = v.transformer, w = t.width, p = v.patchSize, pre = "visual.trunk."
+        func block(_ b: String) throws -> BlockWeights {
+            BlockWeights(norm1: try r.norm(b + "norm1", w), qkv: try r.linear(b + "attn.qkv", out: 3 * w, in: w, bias: tv.qkvBias),
+                         out: try r.linear(b + "attn.proj", out: w, in: w), norm2: try r.norm(b + "norm2", w),
+                         fc1: try r.linear(b + "mlp.fc1", out: t.mlpWidth, in: w),
+                         fc2: try r.linear(b + "mlp.fc2", out: w, in: t.mlpWidth),
+                         scale1: t.layerScale ? try r.take(b + "ls1.gamma", [w]) : nil,
+                         scale2: t.layerScale ? try r.take(b + "ls2.gamma", [w]) : nil)
+        }
+        let projection: Linear?
+        switch tv.projection {
+        case .trunkHead: projection = try r.linear(pre + "head", out: embedDim, in: w)
+        case .linear(let bias): projection = try r.linear("visual.head.proj", out: embedDim, in: w, bias: bias)
+        case .none: projection = nil
+        }
+        return VisionTowerWeights(
+            patchEmbedding: Linear(dense: try r.take(pre + "patch_embed.proj.weight", [w, 3, p, p]), out: w, in: 3 * p * p,
+                                   bias: tv.patchBias ? try r.take(pre + "patch_embed.proj.bias", [w]) : nil),
+            classEmbedding: v.classToken ? try r.take(pre + "cls_token", [1, 1, w]) : nil,
+            positionEmbedding: try r.take(pre + "pos_embed", [1, v.tokens, w]),
+            preNorm: v.preNorm ? try r.norm(pre + "norm_pre", w) : nil,
+            blocks: try (0..<t.layers).map { try block(pre + "blocks.\($0).") },
+            postNorm: try r.norm(pre + "norm", w),
+            projection: projection)
     }
 }

@@ -42,6 +42,9 @@ struct OpenCLIPSigLIPExpected: Decodable {
     }
     let siglip_tiny: Tiny
     let siglip2_tiny: Tiny
+    let timm_vit_gap_tiny: Tiny
+    let timm_vit_clip_tiny: Tiny
+    let ls_vit_tiny: Tiny
     let hf_tokenizers: [String: TokenizerCase]
 }
 
@@ -52,27 +55,32 @@ final class OpenCLIPSigLIPTests: XCTestCase {
 
     /// The fixture's trunk is the named timm variant shrunk by timm kwargs (open_clip has no config key for them):
     /// the test applies the same override, from the recorded tensor shapes.
-    private func load(_ key: String, _ e: OpenCLIPSigLIPExpected.Tiny, timm: String) throws -> CLIPModel {
+    private func load(_ key: String, _ e: OpenCLIPSigLIPExpected.Tiny, timm: String?) throws -> CLIPModel {
         let dir = try Fixtures.url("openclip_siglip/\(key)")
         var file = try OpenCLIPConfigFile(contentsOf: dir.appendingPathComponent("open_clip_config.json"))
-        XCTAssertEqual(file.modelCfg.visionCfg.mapViT?.timmName, timm)
-        let fc1 = try XCTUnwrap(e.tensors.first { $0.name == "visual.trunk.blocks.0.mlp.fc1.weight" })
-        file.modelCfg.visionCfg.mapViT?.transformer.width = 32
-        file.modelCfg.visionCfg.mapViT?.transformer.layers = 2
-        file.modelCfg.visionCfg.mapViT?.transformer.heads = 2
-        file.modelCfg.visionCfg.mapViT?.transformer.mlpWidth = fc1.shape[0]
+        if let timm {
+            XCTAssertEqual(file.modelCfg.visionCfg.mapViT?.timmName ?? file.modelCfg.visionCfg.timmViT?.timmName, timm)
+            let fc1 = try XCTUnwrap(e.tensors.first { $0.name == "visual.trunk.blocks.0.mlp.fc1.weight" })
+            func shrink(_ t: inout CLIPTransformerConfig) { t.width = 32; t.layers = 2; t.heads = 2; t.mlpWidth = fc1.shape[0] }
+            if file.modelCfg.visionCfg.mapViT != nil { shrink(&file.modelCfg.visionCfg.mapViT!.transformer) }
+            if file.modelCfg.visionCfg.timmVision != nil { shrink(&file.modelCfg.visionCfg.timmVision!.transformer) }
+        }
         let pre = OpenCLIPConfigFile.PreprocessCfg(size: 64).merged(with: file.preprocessCfg ?? .init())
         return try VLMLoader.build(openCLIP: file.modelCfg, name: key, weights: dir.appendingPathComponent("open_clip_model.safetensors"),
                                    preprocess: pre, configText: "test", notes: [], tokenizer: nil,
                                    tokenizerDir: try Fixtures.url("siglip/unigram_json"))
     }
 
-    private func check(_ key: String, timm: String, activation: Activation, textProjected: Bool) throws {
-        let e = key == "siglip_tiny" ? try expected.siglip_tiny : try expected.siglip2_tiny
+    private func check(_ key: String, timm: String?, activation: Activation?, textProjected: Bool) throws -> CLIPModel {
+        let all = try expected
+        let e = [("siglip_tiny", all.siglip_tiny), ("siglip2_tiny", all.siglip2_tiny), ("timm_vit_gap_tiny", all.timm_vit_gap_tiny),
+                 ("timm_vit_clip_tiny", all.timm_vit_clip_tiny), ("ls_vit_tiny", all.ls_vit_tiny)].first { $0.0 == key }!.1
         let model = try load(key, e, timm: timm)
-        XCTAssertEqual(model.architecture.mapViT?.transformer.activation, activation)
+        if let activation { XCTAssertEqual(model.architecture.mapViT?.transformer.activation, activation) }
         XCTAssertEqual(model.architecture.text.projected, textProjected)
-        XCTAssertEqual(model.logitScale, Float(e.logit_scale), accuracy: 1e-5 * Float(e.logit_scale))
+        // SigLIP checkpoints (with a logit_bias) are scored with their own logits; open_clip CLIP ones with 100.
+        let scale = e.logit_bias == 0 ? 100 : Float(e.logit_scale)
+        XCTAssertEqual(model.logitScale, scale, accuracy: 1e-5 * scale)
         XCTAssertEqual(model.logitBias, Float(e.logit_bias), accuracy: 1e-5)
 
         let urls = try e.images.map { try Fixtures.url("images/\($0)") }
@@ -83,24 +91,45 @@ final class OpenCLIPSigLIPTests: XCTestCase {
         // and the text tower pads with the same id.
         let tok = try XCTUnwrap(model.tokenizer)
         let ctx = model.architecture.text.contextLength
-        XCTAssertEqual(e.texts.map { OpenCLIPTextClean.canonicalize.apply($0) }, e.cleaned_texts)
+        let clean = model.architecture.mapViT != nil ? OpenCLIPTextClean.canonicalize : .whitespace
+        XCTAssertEqual(e.texts.map { clean.apply($0) }, e.cleaned_texts)
         for (text, want) in zip(e.texts, e.token_ids) {
             let ids = tok.tokenIds(text, contextLength: ctx)
             XCTAssertEqual(ids + [Int](repeating: model.architecture.text.padTokenId, count: ctx - ids.count), want, text)
         }
         let texts = try model.embedTexts(e.texts, normalize: false)
         assertEmbeddings(texts, e.text_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) text embeds")
-        assertLogits(model.logits(images: images.map(l2Normalized), texts: texts.map(l2Normalized)), e.logits_per_image,
-                     relative: 1e-3, "\(key) logits_per_image")
+        assertLogits(model.logits(images: images.map(l2Normalized), texts: texts.map(l2Normalized), scale: Float(e.logit_scale)),
+                     e.logits_per_image, relative: 1e-3, "\(key) logits_per_image")
+        return model
     }
 
     func testTinySigLIPMatchesOpenCLIP() throws {
-        try check("siglip_tiny", timm: "vit_base_patch16_siglip_224", activation: .gelu, textProjected: true)
+        _ = try check("siglip_tiny", timm: "vit_base_patch16_siglip_224", activation: .gelu, textProjected: true)
     }
 
-    /// SigLIP 2's tanh GELU in both towers, and proj_type "none" (the i18n configs' text tower).
+    /// SigLIP 2's tanh GELU in both towers, proj_type "none" (the i18n configs' text tower), and a patch grid
+    /// with a remainder (72 px, patch 16).
     func testTinySigLIP2MatchesOpenCLIP() throws {
-        try check("siglip2_tiny", timm: "vit_so400m_patch16_siglip_256", activation: .geluTanh, textProjected: false)
+        _ = try check("siglip2_tiny", timm: "vit_so400m_patch16_siglip_256", activation: .geluTanh, textProjected: false)
+    }
+
+    /// timm ViT trunks on the CLIP ViT tower: vit_medium_patch16_gap_256 (no class token, average pool, LayerScale,
+    /// no qkv bias, open_clip's head.proj) and MobileCLIP2-L-14's vit_large_patch14_clip_224 (class token,
+    /// pre-norm, timm's own head as the projection).
+    func testTinyTimmViTsMatchOpenCLIP() throws {
+        let gap = try check("timm_vit_gap_tiny", timm: "vit_medium_patch16_gap_256", activation: nil, textProjected: true)
+        XCTAssertEqual(gap.architecture.vision.classToken, false)
+        XCTAssertEqual(gap.architecture.vision.transformer.layerScale, true)
+        let clip = try check("timm_vit_clip_tiny", timm: "vit_large_patch14_clip_224", activation: nil, textProjected: true)
+        XCTAssertEqual(clip.architecture.timmViT?.projection, .trunkHead)
+    }
+
+    /// open_clip's own ViT with ls_init_value (ViT-M-16-alt): LayerScale gammas in every vision block.
+    func testTinyLayerScaleViTMatchesOpenCLIP() throws {
+        let m = try check("ls_vit_tiny", timm: nil, activation: nil, textProjected: true)
+        XCTAssertTrue(m.architecture.vision.transformer.layerScale)
+        XCTAssertNil(m.architecture.timmViT)
     }
 
     /// open_clip's HFTokenizer over the other tokenizer.json kinds the zoo names: BERT WordPiece with
