@@ -8,11 +8,16 @@ import Tensors
 
 enum CLIPAttention {
     /// out[r, h*hd ..< (h+1)*hd] = softmax(scale * q_r k^T) v over the keys of r's segment (up to r when causal).
-    /// `qkv` rows hold [q (W) | k (W) | v (W)]; `out` rows are W wide.
+    /// `qkv` rows hold [q (W) | k (W) | v (W)]; `out` rows are W wide. `keyMasks[s][j]` true: key j of segment s is
+    /// hidden from every query (open_clip's additive -inf padding mask; CoCa's text tower).
     static func forward(_ out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, width w: Int, heads: Int,
-                        segments: [Range<Int>], causal: Bool, scale: Float) {
+                        segments: [Range<Int>], causal: Bool, scale: Float, keyMasks: [[Bool]]? = nil) {
         let hd = w / heads
         let stride = 3 * w
+        if let keyMasks {
+            masked(out, qkv: qkv, width: w, heads: heads, segments: segments, causal: causal, scale: scale, keyMasks: keyMasks)
+            return
+        }
         guard hd % 8 == 0 else {
             general(out, qkv: qkv, width: w, heads: heads, segments: segments, causal: causal, scale: scale)
             return
@@ -72,6 +77,56 @@ enum CLIPAttention {
                 }
             }
         }
+    }
+
+    /// Attention with hidden keys: plain loops (CoCa's text tower, 77 positions). A query whose keys are all hidden
+    /// gets NaN, as torch's softmax over an all -inf row does.
+    static func masked(_ out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, width w: Int, heads: Int,
+                       segments: [Range<Int>], causal: Bool, scale: Float, keyMasks: [[Bool]]) {
+        let hd = w / heads, stride = 3 * w
+        precondition(keyMasks.count == segments.count && zip(keyMasks, segments).allSatisfy { $0.count == $1.count })
+        parallelFor(segments.count * heads) { task in
+            let s = task / heads, seg = segments[s], h = task % heads, mask = keyMasks[s]
+            let n = seg.count
+            let q0 = qkv + seg.lowerBound * stride + h * hd, k0 = q0 + w, v0 = q0 + 2 * w
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { sc in
+                let scores = sc.baseAddress!
+                for i in 0..<n {
+                    let m = causal ? i + 1 : n
+                    for j in 0..<m {
+                        scores[j] = mask[j] ? -.infinity : scale * Vec.dot(q0 + i * stride, k0 + j * stride, hd)
+                    }
+                    Softmax.softmaxRow(scores, m)
+                    let o = out + (seg.lowerBound + i) * w + h * hd
+                    for d in 0..<hd { o[d] = 0 }
+                    for j in 0..<m where !mask[j] { Vec.axpy(o, scores[j], v0 + j * stride, hd) }
+                    if mask[0..<m].allSatisfy({ $0 }) { for d in 0..<hd { o[d] = .nan } }
+                }
+            }
+        }
+    }
+
+    /// One query attending over each image's tokens, the pooling step of SigLIP's MAP head and CoCa's attentional
+    /// pooler: out[i] (width e) = softmax(scale q k^T) v per head, over the t rows of `kv` [b * t, 2e] (keys, then
+    /// values) that belong to image i; `q` [e] is the same for every image.
+    static func probe(query q: [Float], kv: [Float], images b: Int, tokens t: Int, width e: Int, heads: Int) -> [Float] {
+        let hd = e / heads, scale = 1 / Float(hd).squareRoot()
+        var out = [Float](repeating: 0, count: b * e)
+        kv.withUnsafeBufferPointer { kvb in q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { ob in
+            nonisolated(unsafe) let kvp = kvb.baseAddress!, qp = qb.baseAddress!, op = ob.baseAddress!
+            parallelFor(b * heads) { task in
+                let img = task / heads, h = task % heads
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { sc in
+                    let scores = sc.baseAddress!
+                    for j in 0..<t { scores[j] = scale * Vec.dot(qp + h * hd, kvp + (img * t + j) * 2 * e + h * hd, hd) }
+                    Softmax.softmaxRow(scores, t)
+                    let o = op + img * e + h * hd
+                    for d in 0..<hd { o[d] = 0 }
+                    for j in 0..<t { Vec.axpy(o, scores[j], kvp + (img * t + j) * 2 * e + e + h * hd, hd) }
+                }
+            }
+        } } }
+        return out
     }
 
     /// Tensors' per-query kernel, for head sizes the SIMD tiles do not fit.

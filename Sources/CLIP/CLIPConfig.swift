@@ -46,10 +46,18 @@ public struct CLIPTextConfig: Sendable, Equatable {
     public var projectionBias: Bool
     /// False for OpenCLIP's proj_type "none": the normed pooled state is the embedding.
     public var projected: Bool = true
+    /// CoCa's embed_cls: a learned token appended after the padded context is the pooled position; keys at
+    /// padding are hidden, with open_clip's legacy mask offset (key j > 0 is hidden when token j - 1 is padding).
+    public var appendedClassToken: Bool = false
 }
 
 public struct CLIPVisionConfig: Sendable, Equatable {
-    public enum Pooling: Sendable, Equatable { case classToken, average }
+    public enum Pooling: Sendable, Equatable {
+        case classToken, average
+        /// CoCa: learned queries attend over all tokens (LayerNorm'd keys and queries); the first query's output,
+        /// LayerNorm'd, is the pooled vector (width embed_dim), then the projection.
+        case attentional(heads: Int, queries: Int)
+    }
     public var transformer: CLIPTransformerConfig
     public var imageSize: Int
     public var patchSize: Int
@@ -115,6 +123,8 @@ public struct CLIPArchitecture: Sendable, Equatable {
     public var mapViT: MAPViTConfig? = nil
     /// Set when `vision` is a timm VisionTransformer trunk (timm names, projection options).
     public var timmViT: TimmViTConfig? = nil
+    /// Checkpoint tensors the embeddings never use (CoCa's captioning decoder, text_decoder.*).
+    public var unusedPrefixes: [String] = []
 }
 
 // MARK: - transformers
@@ -268,6 +278,9 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var timmVision: CLIPVisionConfig?
         /// ls_init_value: LayerScale in every block.
         public var layerScale = false
+        /// CoCa's attentional pooler (attentional_pool true): its heads and learned queries.
+        public struct AttentionalPoolCfg: Codable, Sendable, Equatable { public var heads: Int, queries: Int }
+        public var attentionalPool: AttentionalPoolCfg?
 
         enum CodingKeys: String, CodingKey {
             case imageSize = "image_size", layers, width, headWidth = "head_width", patchSize = "patch_size"
@@ -282,8 +295,9 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
                 self = try Self.timmTower(timm, raw)
                 return
             }
-            try rejectUnsupported(raw, harmless: ["output_tokens", "patch_dropout", "ls_init_value"], falsy: [
-                "attentional_pool", "qk_norm", "scaled_cosine_attn", "scale_heads",
+            try rejectUnsupported(raw, harmless: ["output_tokens", "patch_dropout", "ls_init_value", "attentional_pool",
+                                                  "attn_pooler_heads", "attn_pooler_queries"], falsy: [
+                "qk_norm", "scaled_cosine_attn", "scale_heads",
                 "scale_attn_inner", "scale_attn", "scale_fc", "timm_model_name", "act_kwargs",
             ], where: "vision_cfg", special: ["pos_embed_type": "learnable", "block_type": "default"])
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -308,7 +322,17 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             poolType = try c.decodeIfPresent(String.self, forKey: .poolType) ?? "tok"
             layerNormEps = try decodeNormEps(raw) ?? 1e-5
             layerScale = try decodeLayerScale(raw)
+            if raw.contains(AnyKey("attentional_pool")), !(try raw.decodeNil(forKey: AnyKey("attentional_pool"))) {
+                guard let on = try? raw.decode(Bool.self, forKey: AnyKey("attentional_pool")) else {
+                    throw unsupported("vision_cfg.attentional_pool other than true/false (the 'parallel' and 'cascade' poolers are not implemented)")
+                }
+                if on {
+                    attentionalPool = AttentionalPoolCfg(heads: (try? raw.decode(Int.self, forKey: AnyKey("attn_pooler_heads"))) ?? 8,
+                                                         queries: (try? raw.decode(Int.self, forKey: AnyKey("attn_pooler_queries"))) ?? 256)
+                }
+            }
         }
+
     }
 
     public struct TextCfg: Codable, Sendable, Equatable {
@@ -323,6 +347,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var tanhGelu = false
         /// ls_init_value: LayerScale in every block.
         public var layerScale = false
+        /// CoCa's appended class token (embed_cls), the pooled position whatever pool_type says.
+        public var embedCls = false
         /// open_clip's HFTokenizer options (tokenizer_kwargs): the text cleaning and strip_sep_token.
         public var tokenizerClean: String?
         public var stripSepToken = false
@@ -338,8 +364,8 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public init(from decoder: Decoder) throws {
             let raw = try decoder.container(keyedBy: AnyKey.self)
             try rejectUnsupported(raw, harmless: ["output_tokens", "tokenizer_kwargs",
-                                                  "final_ln_after_pool", "act_kwargs", "ls_init_value"], falsy: [
-                "tokenizer_mode", "hf_model_name", "embed_cls", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                                                  "final_ln_after_pool", "act_kwargs", "ls_init_value", "embed_cls"], falsy: [
+                "tokenizer_mode", "hf_model_name", "qk_norm", "scaled_cosine_attn", "scale_heads",
                 "scale_attn_inner", "scale_attn", "scale_fc", "use_pad_mask", "correct_cls_mask",
             ], where: "text_cfg", special: ["block_type": "default"])
             if raw.contains(AnyKey("act_kwargs")), !(try raw.decodeNil(forKey: AnyKey("act_kwargs"))) {
@@ -374,10 +400,13 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             hfTokenizerName = try c.decodeIfPresent(String.self, forKey: .hfTokenizerName)
             layerNormEps = try decodeNormEps(raw) ?? 1e-5
             layerScale = try decodeLayerScale(raw)
+            embedCls = (try? raw.decode(Bool.self, forKey: AnyKey("embed_cls"))) ?? false
         }
     }
 
     public var embedDim: Int
+    /// CoCa: a multimodal text decoder whose weights (text_decoder.*) the checkpoint carries.
+    public var hasDecoder = false
     public var quickGelu = false
     public var customText = false
     public var visionCfg: VisionCfg
@@ -391,8 +420,10 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let raw = try decoder.container(keyedBy: AnyKey.self)
         // init_logit_bias only initialises training; a checkpoint with a logit_bias is read as a SigLIP-style model.
-        try rejectUnsupported(raw, harmless: ["cast_dtype", "init_logit_scale", "nonscalar_logit_scale", "init_logit_bias"],
-                              falsy: ["multimodal_cfg"], where: "model_cfg", special: [:])
+        // multimodal_cfg is CoCa's captioning decoder, which embeddings never run (its weights are skipped).
+        try rejectUnsupported(raw, harmless: ["cast_dtype", "init_logit_scale", "nonscalar_logit_scale", "init_logit_bias",
+                                              "multimodal_cfg"], falsy: [], where: "model_cfg", special: [:])
+        hasDecoder = try raw.contains(AnyKey("multimodal_cfg")) && !raw.decodeNil(forKey: AnyKey("multimodal_cfg"))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         embedDim = try c.decode(Int.self, forKey: .embedDim)
         quickGelu = try c.decodeIfPresent(Bool.self, forKey: .quickGelu) ?? false
@@ -471,11 +502,17 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         default: throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.proj_type '\(t.projType)'")
         }
         let textAct: Activation = t.tanhGelu ? .geluTanh : act
-        let vPool: CLIPVisionConfig.Pooling
+        var vPool: CLIPVisionConfig.Pooling
         switch v.poolType {
         case "tok": vPool = .classToken
         case "avg": vPool = .average
         default: throw CLIPError.unsupportedArchitecture(model: name, detail: "vision_cfg.pool_type '\(v.poolType)'")
+        }
+        if let ap = v.attentionalPool {
+            guard v.poolType == "tok", !v.finalLnAfterPool, ap.queries >= 1, ap.heads >= 1, embedDim % ap.heads == 0 else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "vision_cfg.attentional_pool with pool_type '\(v.poolType)', \(ap.heads) heads, \(ap.queries) queries (open_clip's CoCa pooler takes the first query, 'tok', with heads dividing embed_dim)")
+            }
+            vPool = .attentional(heads: ap.heads, queries: ap.queries)
         }
         // Python's int(width * mlp_ratio): truncation, in double precision as Python computes it.
         let arch = CLIPArchitecture(
@@ -484,14 +521,15 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
                                                    mlpWidth: Int(Double(t.width) * t.mlpRatio), activation: textAct,
                                                    layerNormEps: Float(t.layerNormEps), layerScale: t.layerScale),
                 vocabSize: t.vocabSize, contextLength: t.contextLength, causal: !t.noCausalMask, pooling: pooling,
-                padTokenId: t.padId, projectionBias: t.projBias, projected: t.projType != "none"),
+                padTokenId: t.padId, projectionBias: t.projBias, projected: t.projType != "none", appendedClassToken: t.embedCls),
             vision: CLIPVisionConfig(
                 transformer: CLIPTransformerConfig(width: v.width, layers: v.layers, heads: v.width / v.headWidth,
                                                    mlpWidth: Int(Double(v.width) * v.mlpRatio), activation: act,
                                                    layerNormEps: Float(v.layerNormEps), layerScale: v.layerScale),
                 imageSize: v.imageSize, patchSize: v.patchSize, preNorm: !v.noLnPre, pooling: vPool,
                 normAfterPool: v.finalLnAfterPool),
-            embedDim: embedDim, naming: customText ? .openCLIPCustomText : .openCLIP)
+            embedDim: embedDim, naming: customText ? .openCLIPCustomText : .openCLIP,
+            unusedPrefixes: hasDecoder ? ["text_decoder."] : [])
         try arch.validate(name: name)
         return arch
     }

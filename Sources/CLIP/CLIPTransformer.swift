@@ -25,7 +25,7 @@ struct CLIPTransformer: Sendable {
     let blocks: [BlockWeights]
 
     /// x [rows, W] is updated in place; `segments` are the row ranges of the sequences, in order.
-    func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, segments: [Range<Int>], causal: Bool) {
+    func forward(_ x: UnsafeMutablePointer<Float>, rows: Int, segments: [Range<Int>], causal: Bool, keyMasks: [[Bool]]? = nil) {
         let w = config.width, m = config.mlpWidth, hd = config.headDim
         var s = TransformerScratch(rows: rows, config: config)
         let scale = 1 / Float(hd).squareRoot()
@@ -41,7 +41,8 @@ struct CLIPTransformer: Sendable {
                     Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
                 } }
                 linear(qb, nb, block.qkv, rows: rows)
-                CLIPAttention.forward(ab, qkv: qb, width: w, heads: config.heads, segments: segments, causal: causal, scale: scale)
+                CLIPAttention.forward(ab, qkv: qb, width: w, heads: config.heads, segments: segments, causal: causal, scale: scale,
+                                      keyMasks: keyMasks)
                 addLinear(x, ab, block.out, rows: rows, scratch: nb, gamma: block.scale1)  // LN1's output is used up
                 // MLP half.
                 block.norm2.weight.withUnsafeBufferPointer { g in block.norm2.bias.withUnsafeBufferPointer { b in

@@ -29,6 +29,7 @@ struct BlockWeights: Sendable {
 
 struct TextTowerWeights: Sendable {
     var tokenEmbedding: [Float]      // [V, W]
+    var classEmbedding: [Float]? = nil  // [W]: CoCa's appended class token
     var positionEmbedding: [Float]   // [ctx, W]
     var blocks: [BlockWeights]
     var finalNorm: LayerNormWeights
@@ -59,7 +60,36 @@ struct VisionTowerWeights: Sendable {
     var preNorm: LayerNormWeights?
     var blocks: [BlockWeights]
     var postNorm: LayerNormWeights   // over W, or over the pooled vector
-    var projection: Linear?   // [E, W]; nil for timm_proj "none"
+    var projection: Linear?   // [E, W]; nil for timm_proj "none"; [E, E] after CoCa's attentional pooler
+    var attentionalPool: AttentionalPoolWeights? = nil
+}
+
+/// CoCa's AttentionalPooler: nn.MultiheadAttention(E, heads, kdim = vdim = W) of LayerNorm'd learned queries over
+/// the LayerNorm'd tokens. Only the first query's output is pooled, so only it is kept here.
+struct AttentionalPoolWeights: Sendable {
+    var query: [Float]          // [E]: query 0
+    var queryNorm: LayerNormWeights, keyNorm: LayerNormWeights
+    var q: Linear               // [E, E]
+    var kv: Linear              // [2E, W]: keys then values
+    var out: Linear             // [E, E]
+
+    static func read(_ r: inout StrictWeightReader, prefix p: String, width w: Int, embed e: Int, queries: Int) throws -> Self {
+        let bias = try r.take(p + "attn.in_proj_bias", [3 * e])
+        let q: Linear, kv: Linear
+        if r.has(p + "attn.in_proj_weight") {  // kdim == embed_dim: one fused matrix
+            guard w == e else { throw WeightError(file: r.file, tensor: p + "attn.in_proj_weight", message: "a fused projection needs the tower width \(w) to equal embed_dim \(e)") }
+            let all = try r.take(p + "attn.in_proj_weight", [3 * e, e])
+            q = Linear(dense: Array(all[0..<(e * e)]), out: e, in: e, bias: Array(bias[0..<e]))
+            kv = Linear(dense: Array(all[(e * e)...]), out: 2 * e, in: e, bias: Array(bias[e...]))
+        } else {
+            q = Linear(dense: try r.take(p + "attn.q_proj_weight", [e, e]), out: e, in: e, bias: Array(bias[0..<e]))
+            kv = Linear(dense: try r.take(p + "attn.k_proj_weight", [e, w]) + r.take(p + "attn.v_proj_weight", [e, w]),
+                        out: 2 * e, in: w, bias: Array(bias[e...]))
+        }
+        let queries = try r.take(p + "query", [queries, e])
+        return AttentionalPoolWeights(query: Array(queries[0..<e]), queryNorm: try r.norm(p + "ln_q", e), keyNorm: try r.norm(p + "ln_k", w),
+                                      q: q, kv: kv, out: try r.linear(p + "attn.out_proj", out: e, in: e))
+    }
 }
 
 extension StrictWeightReader {
@@ -116,7 +146,11 @@ enum CLIPWeightNames {
             bias = try r.take("logit_bias", [])[0]
         }
         // Buffers that carry no weights are skipped.
-        try r.finish(ignoring: { $0.hasSuffix("position_ids") || $0.hasSuffix("attn_mask") || $0.hasSuffix("num_batches_tracked") }) { left in
+        let unused = arch.unusedPrefixes
+        try r.finish(ignoring: { name in
+            name.hasSuffix("position_ids") || name.hasSuffix("attn_mask") || name.hasSuffix("num_batches_tracked")
+                || unused.contains { name.hasPrefix($0) }
+        }) { left in
             let shown = left.prefix(8).joined(separator: ", ") + (left.count > 8 ? ", ... (\(left.count) in all)" : "")
             return "is not used by this CLIP architecture (unused tensors: \(shown)); the checkpoint holds parts it does not have"
         }
@@ -172,9 +206,11 @@ enum CLIPWeightNames {
         } else {
             textProjection = try r.projectionMatrix(tp + "text_projection", in: t.width, out: a.embedDim)
         }
+        let cls = a.text.appendedClassToken
         let text = TextTowerWeights(
             tokenEmbedding: try r.take(tp + "token_embedding.weight", [a.text.vocabSize, t.width]),
-            positionEmbedding: try r.take(tp + "positional_embedding", [a.text.contextLength, t.width]),
+            classEmbedding: cls ? try r.take(tp + "cls_emb", [t.width]) : nil,
+            positionEmbedding: try r.take(tp + "positional_embedding", [a.text.contextLength + (cls ? 1 : 0), t.width]),
             blocks: try (0..<t.layers).map { try block(tp + "transformer.resblocks.\($0)", t) },
             finalNorm: try r.norm(tp + "ln_final", t.width),
             projection: textProjection)
@@ -182,14 +218,20 @@ enum CLIPWeightNames {
         if let cc = a.convnext { return (text, .convnext(try ConvNeXtTower.read(cc, &r))) }
         if let m = a.mapViT { return (text, .mapViT(try MAPViTTower.readTimm(m, &r, prefix: "visual.trunk."))) }
         if let tv = a.timmViT { return (text, .vit(try VisionTower.readTimm(a.vision, tv, embedDim: a.embedDim, &r))) }
+        var attentional: AttentionalPoolWeights?
+        if case .attentional(_, let queries) = a.vision.pooling {
+            attentional = try AttentionalPoolWeights.read(&r, prefix: "visual.attn_pool.", width: v.width, embed: a.embedDim, queries: queries)
+        }
+        let pooledWidth = attentional == nil ? v.width : a.embedDim
         let vision = VisionTowerWeights(
             patchEmbedding: Linear(dense: try r.take("visual.conv1.weight", [v.width, 3, p, p]), out: v.width, in: 3 * p * p),
             classEmbedding: try r.take("visual.class_embedding", [v.width]),
             positionEmbedding: try r.take("visual.positional_embedding", [a.vision.tokens, v.width]),
             preNorm: a.vision.preNorm ? try r.norm("visual.ln_pre", v.width) : nil,
             blocks: try (0..<v.layers).map { try block("visual.transformer.resblocks.\($0)", v) },
-            postNorm: try r.norm("visual.ln_post", v.width),
-            projection: try r.projectionMatrix("visual.proj", in: v.width, out: a.embedDim))
+            postNorm: try r.norm("visual.ln_post", pooledWidth),
+            projection: try r.projectionMatrix("visual.proj", in: pooledWidth, out: a.embedDim),
+            attentionalPool: attentional)
         return (text, .vit(vision))
     }
 }

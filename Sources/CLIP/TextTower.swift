@@ -27,6 +27,10 @@ struct TextTower: Sendable {
         if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
             throw CLIPError.badInput("token id \(bad) outside the vocabulary of \(c.vocabSize)")
         }
+        if c.appendedClassToken {
+            // CoCa: the padded context, then the class token's row (its id slot is never looked up).
+            return (ids + [Int](repeating: c.padTokenId, count: c.contextLength - ids.count), c.contextLength)
+        }
         let needsFullContext = !c.causal || c.pooling == .last
         let run = needsFullContext ? ids + [Int](repeating: c.padTokenId, count: c.contextLength - ids.count) : ids
         let pooled: Int
@@ -50,9 +54,13 @@ struct TextTower: Sendable {
         if batch.isEmpty { return [] }
         let plans = try batch.map { try Self.plan($0, config: config) }
         let w = config.transformer.width
+        let extra = config.appendedClassToken ? 1 : 0
         var segments: [Range<Int>] = []
         var rows = 0
-        for p in plans { segments.append(rows..<(rows + p.ids.count)); rows += p.ids.count }
+        for p in plans { segments.append(rows..<(rows + p.ids.count + extra)); rows += p.ids.count + extra }
+        // open_clip's legacy CoCa mask: the class token's slot is put first, so key j > 0 follows token j - 1.
+        let keyMasks: [[Bool]]? = config.appendedClassToken
+            ? plans.map { [false] + $0.ids.map { $0 == config.padTokenId } } : nil
         var x = [Float](repeating: 0, count: rows * w)
         x.withUnsafeMutableBufferPointer { xb in
             let xp = xb.baseAddress!
@@ -64,10 +72,15 @@ struct TextTower: Sendable {
                             row.update(from: tok.baseAddress! + id * w, count: w)
                             Vec.add(row, pos.baseAddress! + i * w, w)
                         }
+                        if let cls = weights.classEmbedding {
+                            let row = xp + (seg.upperBound - 1) * w
+                            row.update(from: cls, count: w)
+                            Vec.add(row, pos.baseAddress! + (seg.count - 1) * w, w)
+                        }
                     }
                 }
             }
-            transformer.forward(xp, rows: rows, segments: segments, causal: config.causal)
+            transformer.forward(xp, rows: rows, segments: segments, causal: config.causal, keyMasks: keyMasks)
         }
         // LayerNorm is per row, so normalising only the pooled rows equals normalising all, then pooling.
         var pooled = [Float](repeating: 0, count: batch.count * w)

@@ -80,6 +80,9 @@ struct VisionTower: Sendable {
     }
 
     private func pool(_ x: [Float], count b: Int) -> [[Float]] {
+        if case .attentional(let heads, _) = config.pooling, let ap = weights.attentionalPool {
+            return project(attentionalPool(x, count: b, heads: heads, ap), count: b, width: embedDim)
+        }
         let w = config.transformer.width, t = config.tokens, eps = config.transformer.layerNormEps
         var pooled = [Float](repeating: 0, count: b * w)
         x.withUnsafeBufferPointer { xb in pooled.withUnsafeMutableBufferPointer { pb in
@@ -89,6 +92,8 @@ struct VisionTower: Sendable {
                 // LayerNorm is per token, so norm-then-pool and pool-then-norm agree for the class token.
                 for bi in 0..<b { (pp + bi * w).update(from: xp + bi * t * w, count: w) }
                 layerNorm(pp, pp, weights.postNorm, rows: b, dim: w, eps: eps)
+            case .attentional:
+                preconditionFailure("CoCa's pooler without its weights")
             case .average:
                 var tokens = [Float](repeating: 0, count: config.normAfterPool ? 0 : t * w)
                 for bi in 0..<b {
@@ -105,12 +110,40 @@ struct VisionTower: Sendable {
                 if config.normAfterPool { layerNorm(pp, pp, weights.postNorm, rows: b, dim: w, eps: eps) }
             }
         } }
+        return project(pooled, count: b, width: w)
+    }
+
+    /// The projection of pooled rows [b, width] (none for timm_proj "none").
+    private func project(_ pooled: [Float], count b: Int, width w: Int) -> [[Float]] {
         guard let projection = weights.projection else { return (0..<b).map { Array(pooled[$0 * w..<($0 + 1) * w]) } }
         var out = [Float](repeating: 0, count: b * embedDim)
         pooled.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { o in
             linear(o.baseAddress!, p.baseAddress!, projection, rows: b)
         } }
         return (0..<b).map { Array(out[$0 * embedDim..<($0 + 1) * embedDim]) }
+    }
+
+    /// CoCa: the first learned query's attention output over each image's LayerNorm'd tokens, then ln_post
+    /// (over embed_dim): [b, E].
+    private func attentionalPool(_ x: [Float], count b: Int, heads: Int, _ ap: AttentionalPoolWeights) -> [Float] {
+        let w = config.transformer.width, t = config.tokens, e = embedDim, eps = config.transformer.layerNormEps
+        var keys = [Float](repeating: 0, count: b * t * w), kv = [Float](repeating: 0, count: b * t * 2 * e)
+        var qn = [Float](repeating: 0, count: e), q = [Float](repeating: 0, count: e)
+        x.withUnsafeBufferPointer { xb in keys.withUnsafeMutableBufferPointer { kb in kv.withUnsafeMutableBufferPointer { kvb in
+            layerNorm(kb.baseAddress!, xb.baseAddress!, ap.keyNorm, rows: b * t, dim: w, eps: eps)
+            ap.kv.forward(kvb.baseAddress!, kb.baseAddress!, rows: b * t)
+        } } }
+        ap.query.withUnsafeBufferPointer { qb in qn.withUnsafeMutableBufferPointer { nb in q.withUnsafeMutableBufferPointer { out in
+            layerNorm(nb.baseAddress!, qb.baseAddress!, ap.queryNorm, rows: 1, dim: e, eps: eps)
+            ap.q.forward(out.baseAddress!, nb.baseAddress!, rows: 1)
+        } } }
+        let attended = CLIPAttention.probe(query: q, kv: kv, images: b, tokens: t, width: e, heads: heads)
+        var pooled = [Float](repeating: 0, count: b * e)
+        attended.withUnsafeBufferPointer { ab in pooled.withUnsafeMutableBufferPointer { pb in
+            ap.out.forward(pb.baseAddress!, ab.baseAddress!, rows: b)
+            layerNorm(pb.baseAddress!, pb.baseAddress!, weights.postNorm, rows: b, dim: e, eps: eps)
+        } }
+        return pooled
     }
 
     /// out = mean of the patch rows (a class token is left out, as OpenCLIP's and timm's "avg" pools do).

@@ -91,7 +91,7 @@ final class CLIPLoadingTests: XCTestCase {
             (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"act_kwargs": {"approximate": "sigmoid"}}}"#, "act_kwargs"),
             (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"tokenizer_kwargs": {"language": "de"}}}"#, "tokenizer_kwargs.language"),
             (#"{"embed_dim": 8, "vision_cfg": {"layers": [3, 4, 6]}, "text_cfg": {}}"#, "ModifiedResNet"),
-            (#"{"embed_dim": 8, "vision_cfg": {"attentional_pool": true}, "text_cfg": {}}"#, "attentional_pool"),
+            (#"{"embed_dim": 8, "vision_cfg": {"attentional_pool": "parallel"}, "text_cfg": {}}"#, "attentional_pool"),
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "eva02_base_patch14_224"}, "text_cfg": {}}"#, "timm_model_name"),
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224", "timm_pool": "avg"}, "text_cfg": {}}"#, "timm_pool"),
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base", "timm_pool": "avg"}, "text_cfg": {}}"#, "timm_pool"),

@@ -78,23 +78,7 @@ struct MAPViTTower: Sendable {
         weights.probe.withUnsafeBufferPointer { p in q.withUnsafeMutableBufferPointer { qb in
             weights.headQuery.forward(qb.baseAddress!, p.baseAddress!, rows: 1)
         } }
-        let heads = tc.heads, hd = w / heads
-        let scale = 1 / Float(hd).squareRoot()
-        var attended = [Float](repeating: 0, count: b * w)
-        kv.withUnsafeBufferPointer { kvb in q.withUnsafeBufferPointer { qb in attended.withUnsafeMutableBufferPointer { ab in
-            nonisolated(unsafe) let kvp = kvb.baseAddress!, qp = qb.baseAddress!, ap = ab.baseAddress!
-            parallelFor(b * heads) { task in
-                let img = task / heads, h = task % heads
-                var scores = [Float](repeating: 0, count: t)
-                for j in 0..<t {
-                    scores[j] = scale * Vec.dot(qp + h * hd, kvp + (img * t + j) * 2 * w + h * hd, hd)
-                }
-                scores.withUnsafeMutableBufferPointer { Softmax.softmaxRow($0.baseAddress!, t) }
-                let o = ap + img * w + h * hd
-                for d in 0..<hd { o[d] = 0 }
-                for j in 0..<t { Vec.axpy(o, scores[j], kvp + (img * t + j) * 2 * w + w + h * hd, hd) }
-            }
-        } } }
+        let attended = CLIPAttention.probe(query: q, kv: kv, images: b, tokens: t, width: w, heads: tc.heads)
         var normed = [Float](repeating: 0, count: b * w)
         var hidden = [Float](repeating: 0, count: b * tc.mlpWidth)
         pooled.withUnsafeMutableBufferPointer { pb in attended.withUnsafeBufferPointer { ab in
