@@ -125,6 +125,8 @@ public struct CLIPArchitecture: Sendable, Equatable {
     public var timmViT: TimmViTConfig? = nil
     /// Checkpoint tensors the embeddings never use (CoCa's captioning decoder, text_decoder.*).
     public var unusedPrefixes: [String] = []
+    /// A transformers text encoder (open_clip's HFTextEncoder) instead of the CLIP text tower.
+    public var hfText: HFTextTowerConfig? = nil
 }
 
 // MARK: - transformers
@@ -349,6 +351,11 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public var layerScale = false
         /// CoCa's appended class token (embed_cls), the pooled position whatever pool_type says.
         public var embedCls = false
+        /// A transformers text encoder (open_clip's HFTextEncoder) instead of open_clip's own text tower.
+        public var hfModelName: String?
+        public var hfProjType = "mlp", hfPoolerType = "mean_pooler"
+        /// The encoder's config.json when the loader found it; else the built-in table of hub configs.
+        public var hfModelConfig: HFTextModelConfig?
         /// open_clip's HFTokenizer options (tokenizer_kwargs): the text cleaning and strip_sep_token.
         public var tokenizerClean: String?
         public var stripSepToken = false
@@ -364,8 +371,9 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
         public init(from decoder: Decoder) throws {
             let raw = try decoder.container(keyedBy: AnyKey.self)
             try rejectUnsupported(raw, harmless: ["output_tokens", "tokenizer_kwargs",
-                                                  "final_ln_after_pool", "act_kwargs", "ls_init_value", "embed_cls"], falsy: [
-                "tokenizer_mode", "hf_model_name", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                                                  "final_ln_after_pool", "act_kwargs", "ls_init_value", "embed_cls",
+                                                  "hf_model_name", "hf_proj_type", "hf_pooler_type", "hf_model_pretrained"], falsy: [
+                "tokenizer_mode", "qk_norm", "scaled_cosine_attn", "scale_heads",
                 "scale_attn_inner", "scale_attn", "scale_fc", "use_pad_mask", "correct_cls_mask",
             ], where: "text_cfg", special: ["block_type": "default"])
             if raw.contains(AnyKey("act_kwargs")), !(try raw.decodeNil(forKey: AnyKey("act_kwargs"))) {
@@ -401,6 +409,9 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             layerNormEps = try decodeNormEps(raw) ?? 1e-5
             layerScale = try decodeLayerScale(raw)
             embedCls = (try? raw.decode(Bool.self, forKey: AnyKey("embed_cls"))) ?? false
+            hfModelName = try raw.decodeIfPresent(String.self, forKey: AnyKey("hf_model_name"))
+            hfProjType = try raw.decodeIfPresent(String.self, forKey: AnyKey("hf_proj_type")) ?? "mlp"
+            hfPoolerType = try raw.decodeIfPresent(String.self, forKey: AnyKey("hf_pooler_type")) ?? "mean_pooler"
         }
     }
 
@@ -457,6 +468,31 @@ public struct OpenCLIPModelConfig: Codable, Sendable, Equatable {
             arch.vision.imageSize = m.imageSize
             arch.vision.patchSize = m.patchSize
             try arch.validate(name: name)
+            return arch
+        }
+        if let hfName = t.hfModelName {
+            // The vision side as configured; the text side is the transformers encoder.
+            var copy = self
+            copy.textCfg = TextCfg()
+            copy.textCfg.contextLength = t.contextLength
+            var arch = try copy.architecture(name: name)
+            guard let model = t.hfModelConfig ?? HFTextModelConfig.known[hfName] else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.hf_model_name '\(hfName)': ex2 implements RoBERTa and XLM-R text encoders and knows the shapes of \(HFTextModelConfig.known.keys.sorted().joined(separator: ", ")); for another RoBERTa-family encoder its config.json must be beside the weights or in the Hugging Face cache (`huggingface-cli download \(hfName) config.json tokenizer.json`)")
+            }
+            guard t.hfPoolerType == "mean_pooler" else {
+                throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.hf_pooler_type '\(t.hfPoolerType)' (implemented: mean_pooler)")
+            }
+            let projection: HFTextTowerConfig.Projection
+            switch t.hfProjType {
+            case "mlp": projection = .mlp
+            case "linear": projection = .linear
+            case "none" where model.encoder.hiddenSize == embedDim: projection = .none
+            default: throw CLIPError.unsupportedArchitecture(model: name, detail: "text_cfg.hf_proj_type '\(t.hfProjType)' (implemented: mlp, linear, and none when the encoder width equals embed_dim)")
+            }
+            arch.hfText = HFTextTowerConfig(modelName: hfName, model: model, projection: projection)
+            arch.text.vocabSize = model.encoder.vocabSize
+            arch.text.padTokenId = model.encoder.padTokenId
+            arch.naming = .openCLIPCustomText
             return arch
         }
         if let tv = v.timmViT, var vision = v.timmVision {

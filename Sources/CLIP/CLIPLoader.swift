@@ -65,19 +65,13 @@ public enum VLMLoader {
         let path = NSString(string: spec).expandingTildeInPath
         if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             let dir = URL(fileURLWithPath: path).standardizedFileURL
-            if !fm.fileExists(atPath: dir.appendingPathComponent("config.json").path),
-               fm.fileExists(atPath: dir.appendingPathComponent("open_clip_config.json").path) {
-                return try loadOpenCLIPDirectory(dir, tokenizer: tokenizer)
-            }
+            if isOpenCLIPDirectory(dir) { return try loadOpenCLIPDirectory(dir, tokenizer: tokenizer) }
             return try loadHuggingFaceDirectory(dir, tokenizer: tokenizer)
         }
         // A hub id: an HF CLIP repository (config.json) or an open_clip-only one (open_clip_config.json).
         if !spec.hasPrefix("."), !spec.hasPrefix("/"), !spec.hasPrefix("~"), HubCacheLayout.split(spec) != nil {
             let snap = try hubSnapshot(spec, locator: locator, spec: spec, kind: .vlm)
-            if !fm.fileExists(atPath: snap.appendingPathComponent("config.json").path),
-               fm.fileExists(atPath: snap.appendingPathComponent("open_clip_config.json").path) {
-                return try loadOpenCLIPDirectory(snap, tokenizer: tokenizer)
-            }
+            if isOpenCLIPDirectory(snap) { return try loadOpenCLIPDirectory(snap, tokenizer: tokenizer) }
             return try loadHuggingFaceDirectory(snap, tokenizer: tokenizer)
         }
         let location: ModelLocation
@@ -89,6 +83,19 @@ public enum VLMLoader {
         case .gguf(let url):
             throw CLIPError.modelNotFound(spec: spec, detail: "\(url.path) is a GGUF file; CLIP models load from safetensors (an HF CLIP directory or OpenCLIP weights)")
         }
+    }
+
+    /// open_clip_config.json and no transformers VLM config: either no config.json, or one of another model type
+    /// (the text encoder's own config an HFTextEncoder model brings, e.g. xlm-roberta). A repository with both an HF
+    /// CLIP config.json and open_clip_config.json loads through transformers' naming.
+    static func isOpenCLIPDirectory(_ dir: URL) -> Bool {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: dir.appendingPathComponent("open_clip_config.json").path) else { return false }
+        let config = dir.appendingPathComponent("config.json")
+        guard fm.fileExists(atPath: config.path) else { return true }
+        let vlmTypes = Set(VLMFamilies.huggingFace.flatMap(\.modelTypes))
+        guard let type = try? VLMFamilies.modelType(config) else { return false }
+        return !vlmTypes.contains(type ?? "clip")
     }
 
     // MARK: transformers
@@ -153,6 +160,10 @@ public enum VLMLoader {
     static func build(openCLIP cfg: OpenCLIPModelConfig, name: String, weights url: URL,
                       preprocess: OpenCLIPConfigFile.PreprocessCfg, configText: String, notes: [String],
                       tokenizer: (any CLIPTextTokenizing)?, tokenizerDir: URL?) throws -> CLIPModel {
+        var cfg = cfg
+        if let hf = cfg.textCfg.hfModelName, cfg.textCfg.hfModelConfig == nil, let found = try HFTextModelConfig.find(hf, near: tokenizerDir) {
+            cfg.textCfg.hfModelConfig = found
+        }
         let arch = try cfg.architecture(name: name)
         let file: any WeightSource
         do { file = TorchCheckpointFile.looksLikeTorchSave(url) ? try TorchCheckpointFile(url: url) : try SafetensorsFile(url: url) } catch {
@@ -166,7 +177,9 @@ public enum VLMLoader {
         var missing: String?
         if tok == nil {
             if let hf = cfg.textCfg.hfTokenizerName {
-                tok = try HFTextTokenizer.find(hf, near: tokenizerDir, config: cfg.textCfg)
+                var textCfg = cfg.textCfg
+                textCfg.vocabSize = arch.text.vocabSize
+                tok = try HFTextTokenizer.find(hf, near: tokenizerDir, config: textCfg)
                 if tok == nil {
                     missing = OpenCLIPModelConfig.hfTokenizerGap(hf, model: name)
                     notes.append(missing!)

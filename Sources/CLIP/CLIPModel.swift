@@ -48,7 +48,7 @@ public final class CLIPModel: VisionLanguageModel {
     /// Why there is no tokenizer, when the config names one ex2 cannot load (open_clip's hf_tokenizer_name).
     let missingTokenizer: String?
 
-    let text: TextTower
+    let text: TextEncoder
     let image: ImageTower
 
     public var embedDim: Int { architecture.embedDim }
@@ -67,7 +67,10 @@ public final class CLIPModel: VisionLanguageModel {
         self.logitBias = weights.logitBias ?? 0
         self.identity = identity
         self.notes = notes
-        text = TextTower(config: architecture.text, embedDim: architecture.embedDim, weights: weights.text)
+        switch weights.text {
+        case .clip(let w): text = .clip(TextTower(config: architecture.text, embedDim: architecture.embedDim, weights: w))
+        case .hf(let w): text = .hf(HFTextTower(config: architecture.hfText!, weights: w))
+        }
         switch weights.vision {
         case .vit(let w): image = .vit(VisionTower(config: architecture.vision, embedDim: architecture.embedDim, weights: w))
         case .resnet(let w): image = .resnet(ModifiedResNetTower(config: architecture.resnet!, weights: w))
@@ -128,6 +131,20 @@ public final class CLIPModel: VisionLanguageModel {
         }
         let ctx = architecture.text.contextLength
         return try embedTokens(texts.map { tokenizer.tokenIds($0, contextLength: ctx) }, normalize: normalize)
+    }
+}
+
+/// The text tower a CLIP-family checkpoint brings.
+enum TextEncoder: Sendable {
+    case clip(TextTower)
+    case hf(HFTextTower)
+
+    /// Unnormalised embeddings of token id sequences (the HF encoder takes them padded, as its tokenizer gives them).
+    func embed(_ ids: [[Int]]) throws -> [[Float]] {
+        switch self {
+        case .clip(let t): return try t.embed(ids)
+        case .hf(let t): return try t.embed(ids)
+        }
     }
 }
 

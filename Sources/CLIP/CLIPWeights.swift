@@ -36,10 +36,17 @@ struct TextTowerWeights: Sendable {
     var projection: Linear?   // [E, W]; nil for OpenCLIP's proj_type "none"
 }
 
+/// The text tower's weights: open_clip's / transformers' CLIP text transformer, or a transformers encoder
+/// (open_clip's HFTextEncoder).
+enum TextWeights: Sendable {
+    case clip(TextTowerWeights)
+    case hf(HFTextTowerWeights)
+}
+
 /// What a CLIP-family checkpoint holds: both towers, the stored log logit scale and, for SigLIP-style
 /// checkpoints (open_clip's SigLIP configs), the logit bias.
 struct CLIPCheckpointWeights: Sendable {
-    var text: TextTowerWeights
+    var text: TextWeights
     var vision: ImageTowerWeights
     var logLogitScale: Float?
     var logitBias: Float?
@@ -131,7 +138,7 @@ enum CLIPWeightNames {
 
     private static func read(_ arch: CLIPArchitecture, from source: any WeightSource, file: String) throws -> CLIPCheckpointWeights {
         var r = StrictWeightReader(source, file: file)
-        let result: (TextTowerWeights, ImageTowerWeights)
+        let result: (TextWeights, ImageTowerWeights)
         switch arch.naming {
         case .huggingFace: result = try huggingFace(arch, &r)
         case .openCLIP: result = try openCLIP(arch, &r, textPrefix: "")
@@ -160,7 +167,7 @@ enum CLIPWeightNames {
     // MARK: transformers
 
     private static func huggingFace(_ a: CLIPArchitecture, _ r: inout StrictWeightReader) throws
-        -> (TextTowerWeights, ImageTowerWeights) {
+        -> (TextWeights, ImageTowerWeights) {
         func block(_ p: String, _ t: CLIPTransformerConfig) throws -> BlockWeights { try r.huggingFaceBlock(p, t) }
         let t = a.text.transformer, v = a.vision.transformer, p = a.vision.patchSize
         let text = TextTowerWeights(
@@ -178,13 +185,13 @@ enum CLIPWeightNames {
             blocks: try (0..<v.layers).map { try block("vision_model.encoder.layers.\($0)", v) },
             postNorm: try r.norm("vision_model.post_layernorm", v.width),
             projection: try r.linear("visual_projection", out: a.embedDim, in: v.width, bias: false))
-        return (text, .vit(vision))
+        return (.clip(text), .vit(vision))
     }
 
     // MARK: OpenCLIP
 
     private static func openCLIP(_ a: CLIPArchitecture, _ r: inout StrictWeightReader, textPrefix tp: String) throws
-        -> (TextTowerWeights, ImageTowerWeights) {
+        -> (TextWeights, ImageTowerWeights) {
         func block(_ p: String, _ t: CLIPTransformerConfig) throws -> BlockWeights {
             let w = t.width
             return BlockWeights(norm1: try r.norm(p + ".ln_1", w),
@@ -198,22 +205,27 @@ enum CLIPWeightNames {
                                 scale2: t.layerScale ? try r.take(p + ".ls_2.gamma", [w]) : nil)
         }
         let t = a.text.transformer, v = a.vision.transformer, p = a.vision.patchSize
-        let textProjection: Linear?
-        if !a.text.projected {
-            textProjection = nil
-        } else if a.text.projectionBias {
-            textProjection = try r.linear(tp + "text_projection", out: a.embedDim, in: t.width)
+        let text: TextWeights
+        if let hf = a.hfText {
+            text = .hf(try HFTextTower.read(hf, embedDim: a.embedDim, &r))
         } else {
-            textProjection = try r.projectionMatrix(tp + "text_projection", in: t.width, out: a.embedDim)
+            let textProjection: Linear?
+            if !a.text.projected {
+                textProjection = nil
+            } else if a.text.projectionBias {
+                textProjection = try r.linear(tp + "text_projection", out: a.embedDim, in: t.width)
+            } else {
+                textProjection = try r.projectionMatrix(tp + "text_projection", in: t.width, out: a.embedDim)
+            }
+            let cls = a.text.appendedClassToken
+            text = .clip(TextTowerWeights(
+                tokenEmbedding: try r.take(tp + "token_embedding.weight", [a.text.vocabSize, t.width]),
+                classEmbedding: cls ? try r.take(tp + "cls_emb", [t.width]) : nil,
+                positionEmbedding: try r.take(tp + "positional_embedding", [a.text.contextLength + (cls ? 1 : 0), t.width]),
+                blocks: try (0..<t.layers).map { try block(tp + "transformer.resblocks.\($0)", t) },
+                finalNorm: try r.norm(tp + "ln_final", t.width),
+                projection: textProjection))
         }
-        let cls = a.text.appendedClassToken
-        let text = TextTowerWeights(
-            tokenEmbedding: try r.take(tp + "token_embedding.weight", [a.text.vocabSize, t.width]),
-            classEmbedding: cls ? try r.take(tp + "cls_emb", [t.width]) : nil,
-            positionEmbedding: try r.take(tp + "positional_embedding", [a.text.contextLength + (cls ? 1 : 0), t.width]),
-            blocks: try (0..<t.layers).map { try block(tp + "transformer.resblocks.\($0)", t) },
-            finalNorm: try r.norm(tp + "ln_final", t.width),
-            projection: textProjection)
         if let rc = a.resnet { return (text, .resnet(try ModifiedResNetTower.read(rc, &r))) }
         if let cc = a.convnext { return (text, .convnext(try ConvNeXtTower.read(cc, &r))) }
         if let m = a.mapViT { return (text, .mapViT(try MAPViTTower.readTimm(m, &r, prefix: "visual.trunk."))) }

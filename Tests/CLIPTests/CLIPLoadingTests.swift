@@ -96,7 +96,7 @@ final class CLIPLoadingTests: XCTestCase {
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224", "timm_pool": "avg"}, "text_cfg": {}}"#, "timm_pool"),
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base", "timm_pool": "avg"}, "text_cfg": {}}"#, "timm_pool"),
             (#"{"embed_dim": 8, "vision_cfg": {"timm_model_name": "convnext_base", "timm_pool": "", "timm_proj": "attn"}, "text_cfg": {}}"#, "timm_proj"),
-            (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"hf_model_name": "roberta-base"}}"#, "hf_model_name"),
+            (#"{"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"scale_fc": true}}"#, "scale_fc"),
             (#"{"embed_dim": 8, "vision_cfg": {"some_new_option": 1}, "text_cfg": {}}"#, "some_new_option"),
         ]
         for (json, needle) in cases {

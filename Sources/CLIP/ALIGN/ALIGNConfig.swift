@@ -14,6 +14,9 @@ public struct ALIGNConfig: Sendable, Equatable {
         public var activation = Activation.gelu
         public var layerNormEps: Float = 1e-12
         public var padTokenId = 0
+        /// Where positions start: 0 for BERT, padding_idx + 1 for RoBERTa and XLM-R (their position ids are
+        /// padding_idx + the running count of real tokens).
+        public var positionOffset = 0
     }
 
     public struct Vision: Sendable, Equatable {

@@ -30,12 +30,30 @@ struct BERTTower: Sendable {
 
     /// The final hidden state of each sequence's first token ([CLS]), [texts][H].
     func firstTokenStates(_ batch: [[Int]]) throws -> [[Float]] {
-        if batch.isEmpty { return [] }
+        let (x, segments) = try encode(batch)
+        let h = config.hiddenSize
+        return segments.map { Array(x[($0.lowerBound * h)..<($0.lowerBound * h + h)]) }
+    }
+
+    /// The mean of each sequence's final hidden states (open_clip's MeanPooler over the real tokens), [texts][H].
+    func meanStates(_ batch: [[Int]]) throws -> [[Float]] {
+        let (x, segments) = try encode(batch)
+        let h = config.hiddenSize
+        return segments.map { seg in
+            var acc = [Double](repeating: 0, count: h)
+            for r in seg { for i in 0..<h { acc[i] += Double(x[r * h + i]) } }
+            return acc.map { Float($0 / Double(seg.count)) }
+        }
+    }
+
+    /// The final hidden states of the packed sequences and their row ranges.
+    private func encode(_ batch: [[Int]]) throws -> (x: [Float], segments: [Range<Int>]) {
+        if batch.isEmpty { return ([], []) }
         let c = config, h = c.hiddenSize
         for ids in batch {
             guard !ids.isEmpty else { throw CLIPError.badInput("an empty token sequence") }
-            guard ids.count <= c.maxPositionEmbeddings else {
-                throw CLIPError.badInput("\(ids.count) tokens, more than the \(c.maxPositionEmbeddings) positions of this BERT; truncate with the tokenizer")
+            guard ids.count + c.positionOffset <= c.maxPositionEmbeddings else {
+                throw CLIPError.badInput("\(ids.count) tokens, more than the \(c.maxPositionEmbeddings - c.positionOffset) positions of this BERT; truncate with the tokenizer")
             }
             if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
                 throw CLIPError.badInput("token id \(bad) outside the vocabulary of \(c.vocabSize)")
@@ -63,7 +81,7 @@ struct BERTTower: Sendable {
                         // transformers: (word + token type) + position.
                         row.update(from: word.baseAddress! + id * h, count: h)
                         Vec.add(row, type0.baseAddress!, h)
-                        Vec.add(row, pos.baseAddress! + i * h, h)
+                        Vec.add(row, pos.baseAddress! + (i + c.positionOffset) * h, h)
                     }
                 }
             } } }
@@ -81,7 +99,7 @@ struct BERTTower: Sendable {
                 layerNorm(xp, xp, layer.norm2, rows: rows, dim: h, eps: c.layerNormEps)
             }
         } } } } }
-        return segments.map { Array(x[($0.lowerBound * h)..<($0.lowerBound * h + h)]) }
+        return (x, segments)
     }
 
     /// Reads the encoder under `prefix` ("text_model."); the pooler (dense + tanh) is not part of it.

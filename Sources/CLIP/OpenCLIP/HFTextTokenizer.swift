@@ -53,15 +53,21 @@ struct HFTextTokenizer: CLIPTextTokenizing {
     }
 }
 
+/// The local Hugging Face cache snapshot of a hub id as open_clip configs name them: ORG/NAME, or a legacy id
+/// without an organisation (roberta-base, bert-base-uncased); nil when it is not cached (nothing is downloaded).
+func cachedSnapshot(_ name: String) -> URL? {
+    let legacy = !name.isEmpty && !name.contains("/") && !name.contains("\\") && !name.contains("..") && !name.hasPrefix("-")
+    guard HubCacheLayout.split(name) != nil || legacy else { return nil }
+    return HubCacheLayout(root: ModelLocator().hubCache).snapshot(name, revision: nil)
+}
+
 extension HFTextTokenizer {
     /// The tokenizer `name` (text_cfg.hf_tokenizer_name) from `dir` (the model's directory) or the HF cache;
     /// nil when neither has its files.
     static func find(_ name: String, near dir: URL?, config t: OpenCLIPModelConfig.TextCfg) throws -> HFTextTokenizer? {
         var candidates: [URL] = []
         if let dir { candidates.append(dir) }
-        if HubCacheLayout.split(name) != nil, let snapshot = HubCacheLayout(root: ModelLocator().hubCache).snapshot(name, revision: nil) {
-            candidates.append(snapshot)
-        }
+        if let snapshot = cachedSnapshot(name) { candidates.append(snapshot) }
         for d in candidates where FileManager.default.fileExists(atPath: d.appendingPathComponent("tokenizer.json").path) {
             return try load(d, config: t)
         }
