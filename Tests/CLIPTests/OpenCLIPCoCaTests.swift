@@ -8,18 +8,8 @@ import XCTest
 /// pooler's first query as the image embedding, the text tower's appended class token under open_clip's legacy
 /// offset padding mask, and the captioning decoder's tensors skipped.
 final class OpenCLIPCoCaTests: XCTestCase {
-    struct Expected: Decodable {
-        let images: [String]
-        let image_embeds: [[Double]]
-        let texts: [String]
-        let token_ids: [[Int]]
-        let text_embeds: [[Double]]
-        let logit_scale: Double
-        let logits_per_image: [[Double]]
-    }
-
     func testTinyCoCaMatchesOpenCLIP() throws {
-        let e = try Fixtures.json("openclip_coca/openclip_coca_expected.json", as: Expected.self)
+        let e = try Fixtures.json("openclip_coca/openclip_coca_expected.json", as: OpenCLIPConvExpected.Tiny.self)
         let model = try CLIPModel.load(spec: try Fixtures.url("openclip_coca/coca_tiny").path)
         XCTAssertEqual(model.architecture.vision.pooling, .attentional(heads: 2, queries: 256))
         XCTAssertTrue(model.architecture.text.appendedClassToken)
