@@ -8,7 +8,8 @@ import ModelFiles
 import Tensors
 import Tokenizers
 
-/// Turns a text into token ids BOS ... EOS (unpadded, at most `contextLength` long, EOS kept last).
+/// Turns a text into token ids BOS ... EOS (at most `contextLength` long, EOS kept last): unpadded for open_clip's
+/// and transformers' CLIP BPE, padded to the context as open_clip's HFTokenizer gives them for HF tokenizers.
 public protocol CLIPTextTokenizing: Sendable {
     func tokenIds(_ text: String, contextLength: Int) -> [Int]
     /// What a text tower that runs the whole padded context pads with, when the tokenizer decides it

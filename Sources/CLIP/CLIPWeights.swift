@@ -114,6 +114,18 @@ extension StrictWeightReader {
                             fc2: try linear(p + ".mlp.fc2", out: w, in: t.mlpWidth))
     }
 
+    /// One timm VisionTransformer block under `p` ("...blocks.3."): norm1, attn.qkv (bias unless the model was
+    /// built with qkv_bias=False), attn.proj, norm2, mlp.fc1/fc2, and ls1/ls2.gamma when it has LayerScale.
+    mutating func timmBlock(_ p: String, _ t: CLIPTransformerConfig, qkvBias: Bool = true) throws -> BlockWeights {
+        let w = t.width
+        return BlockWeights(norm1: try norm(p + "norm1", w), qkv: try linear(p + "attn.qkv", out: 3 * w, in: w, bias: qkvBias),
+                            out: try linear(p + "attn.proj", out: w, in: w), norm2: try norm(p + "norm2", w),
+                            fc1: try linear(p + "mlp.fc1", out: t.mlpWidth, in: w),
+                            fc2: try linear(p + "mlp.fc2", out: w, in: t.mlpWidth),
+                            scale1: t.layerScale ? try take(p + "ls1.gamma", [w]) : nil,
+                            scale2: t.layerScale ? try take(p + "ls2.gamma", [w]) : nil)
+    }
+
     mutating func norm(_ prefix: String, _ n: Int) throws -> LayerNormWeights {
         LayerNormWeights(weight: try take(prefix + ".weight", [n]), bias: try take(prefix + ".bias", [n]))
     }

@@ -27,12 +27,10 @@ struct TextTower: Sendable {
         if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
             throw CLIPError.badInput("token id \(bad) outside the vocabulary of \(c.vocabSize)")
         }
-        if c.appendedClassToken {
-            // CoCa: the padded context, then the class token's row (its id slot is never looked up).
-            return (ids + [Int](repeating: c.padTokenId, count: c.contextLength - ids.count), c.contextLength)
-        }
-        let needsFullContext = !c.causal || c.pooling == .last
+        let needsFullContext = !c.causal || c.pooling == .last || c.appendedClassToken
         let run = needsFullContext ? ids + [Int](repeating: c.padTokenId, count: c.contextLength - ids.count) : ids
+        // CoCa: the padded context, then the class token's row (its id slot is never looked up), which is pooled.
+        if c.appendedClassToken { return (run, c.contextLength) }
         let pooled: Int
         switch c.pooling {
         case .first: pooled = 0

@@ -162,14 +162,6 @@ extension VisionTower {
     /// mlp.fc1, mlp.fc2, ls1.gamma, ls2.gamma}, norm; the projection is timm's head or open_clip's head.proj.
     static func readTimm(_ v: CLIPVisionConfig, _ tv: TimmViTConfig, embedDim: Int, _ r: inout StrictWeightReader) throws -> VisionTowerWeights {
         let t = v.transformer, w = t.width, p = v.patchSize, pre = "visual.trunk."
-        func block(_ b: String) throws -> BlockWeights {
-            BlockWeights(norm1: try r.norm(b + "norm1", w), qkv: try r.linear(b + "attn.qkv", out: 3 * w, in: w, bias: tv.qkvBias),
-                         out: try r.linear(b + "attn.proj", out: w, in: w), norm2: try r.norm(b + "norm2", w),
-                         fc1: try r.linear(b + "mlp.fc1", out: t.mlpWidth, in: w),
-                         fc2: try r.linear(b + "mlp.fc2", out: w, in: t.mlpWidth),
-                         scale1: t.layerScale ? try r.take(b + "ls1.gamma", [w]) : nil,
-                         scale2: t.layerScale ? try r.take(b + "ls2.gamma", [w]) : nil)
-        }
         let projection: Linear?
         switch tv.projection {
         case .trunkHead: projection = try r.linear(pre + "head", out: embedDim, in: w)
@@ -182,7 +174,7 @@ extension VisionTower {
             classEmbedding: v.classToken ? try r.take(pre + "cls_token", [1, 1, w]) : nil,
             positionEmbedding: try r.take(pre + "pos_embed", [1, v.tokens, w]),
             preNorm: v.preNorm ? try r.norm(pre + "norm_pre", w) : nil,
-            blocks: try (0..<t.layers).map { try block(pre + "blocks.\($0).") },
+            blocks: try (0..<t.layers).map { try r.timmBlock(pre + "blocks.\($0).", t, qkvBias: tv.qkvBias) },
             postNorm: try r.norm(pre + "norm", w),
             projection: projection)
     }

@@ -122,16 +122,19 @@ struct HFTextTower: Sendable {
         if let i = real.firstIndex(where: \.isEmpty) {
             throw CLIPError.badInput("text \(i) has no token other than padding (open_clip's mean over no tokens is undefined)")
         }
-        var rows = try encoder.meanStates(real)
+        let pooled = try encoder.meanStates(real)
+        // One GEMM per projection layer over the whole batch.
+        var x = pooled.flatMap { $0 }, width = config.model.encoder.hiddenSize
         for (k, layer) in projection.enumerated() {
-            rows = rows.map { x in
-                var y = [Float](repeating: 0, count: layer.outFeatures)
-                x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in layer.forward(yb.baseAddress!, xb.baseAddress!, rows: 1) } }
-                if k + 1 < projection.count { y.withUnsafeMutableBufferPointer { CLIPActivation.apply(.gelu, $0.baseAddress!, count: $0.count) } }
-                return y
-            }
+            var y = [Float](repeating: 0, count: batch.count * layer.outFeatures)
+            x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+                layer.forward(yb.baseAddress!, xb.baseAddress!, rows: batch.count)
+                if k + 1 < projection.count { CLIPActivation.apply(.gelu, yb.baseAddress!, count: yb.count) }
+            } }
+            x = y
+            width = layer.outFeatures
         }
-        return rows
+        return (0..<batch.count).map { Array(x[($0 * width)..<(($0 + 1) * width)]) }
     }
 
     static func read(_ c: HFTextTowerConfig, embedDim e: Int, _ r: inout StrictWeightReader) throws -> HFTextTowerWeights {

@@ -44,16 +44,7 @@ struct MAPViTTower: Sendable {
 
     /// Unnormalised image features of preprocessed CHW images (3 x S x S each), in batches of `batch`.
     func embed(_ images: [[Float]], batch: Int = 16) throws -> [[Float]] {
-        let s = config.imageSize
-        for (i, im) in images.enumerated() where im.count != 3 * s * s {
-            throw CLIPError.badInput("image \(i) has \(im.count) values; the model takes 3 x \(s) x \(s) = \(3 * s * s) (check the preprocessing size)")
-        }
-        var out: [[Float]] = []
-        out.reserveCapacity(images.count)
-        for start in stride(from: 0, to: images.count, by: batch) {
-            out += embedBatch(Array(images[start..<min(images.count, start + batch)]))
-        }
-        return out
+        try embedInPasses(images, imageSize: config.imageSize, perPass: batch, embedBatch)
     }
 
     private func embedBatch(_ images: [[Float]]) -> [[Float]] {
@@ -101,18 +92,12 @@ extension MAPViTTower {
     /// attn_pool.{latent, q, kv (keys then values), proj, norm, mlp.fc1, mlp.fc2}.
     static func readTimm(_ c: MAPViTConfig, _ r: inout StrictWeightReader, prefix p: String) throws -> MAPViTWeights {
         let t = c.transformer, w = t.width, ps = c.patchSize
-        func block(_ b: String) throws -> BlockWeights {
-            BlockWeights(norm1: try r.norm(b + "norm1", w), qkv: try r.linear(b + "attn.qkv", out: 3 * w, in: w),
-                         out: try r.linear(b + "attn.proj", out: w, in: w), norm2: try r.norm(b + "norm2", w),
-                         fc1: try r.linear(b + "mlp.fc1", out: t.mlpWidth, in: w),
-                         fc2: try r.linear(b + "mlp.fc2", out: w, in: t.mlpWidth))
-        }
         let a = p + "attn_pool."
         return MAPViTWeights(
             patchEmbedding: Linear(dense: try r.take(p + "patch_embed.proj.weight", [w, 3, ps, ps]), out: w, in: 3 * ps * ps,
                                    bias: try r.take(p + "patch_embed.proj.bias", [w])),
             positionEmbedding: try r.take(p + "pos_embed", [1, c.patches, w]),
-            blocks: try (0..<t.layers).map { try block(p + "blocks.\($0).") },
+            blocks: try (0..<t.layers).map { try r.timmBlock(p + "blocks.\($0).", t) },
             postNorm: try r.norm(p + "norm", w),
             probe: try r.take(a + "latent", [1, 1, w]),
             headQuery: try r.linear(a + "q", out: w, in: w),
