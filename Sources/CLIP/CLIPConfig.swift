@@ -18,6 +18,9 @@ public struct CLIPTransformerConfig: Sendable, Equatable {
     public var layerNormEps: Float
     /// LayerScale gammas on both residual branches of every block.
     public var layerScale: Bool = false
+    /// timm's GeGluMlp (ViTamin): LayerNorm (eps 1e-6) inside the MLP, then act(w0 x) * (w1 x), then w2; the MLP
+    /// width is w0's and w1's.
+    public var gatedMLP: Bool = false
 
     public var headDim: Int { width / heads }
 }
@@ -87,18 +90,58 @@ public struct TimmViTConfig: Sendable, Equatable {
     public var patchBias: Bool
     public var qkvBias: Bool
     public var projection: Projection
-    /// timm's registrations (timm 1.0): the CLIP ViT config they lower to, the patch and qkv biases.
-    static let variants: [String: (vision: CLIPVisionConfig, patchBias: Bool, qkvBias: Bool)] = [
-        // OpenAI-CLIP-style ViT-L/14 (MobileCLIP2-L-14): class token, pre-norm, no patch bias, LayerNorm eps 1e-5.
-        "vit_large_patch14_clip_224": (CLIPVisionConfig(
-            transformer: CLIPTransformerConfig(width: 1024, layers: 24, heads: 16, mlpWidth: 4096, activation: .gelu, layerNormEps: 1e-5),
-            imageSize: 224, patchSize: 14, preNorm: true, pooling: .classToken, normAfterPool: false, classToken: true), false, true),
-        // No class token, global average pool after the final norm, LayerScale, no qkv bias (eps 1e-6).
-        "vit_medium_patch16_gap_256": (CLIPVisionConfig(
-            transformer: CLIPTransformerConfig(width: 512, layers: 12, heads: 8, mlpWidth: 2048, activation: .gelu, layerNormEps: 1e-6,
-                                               layerScale: true),
-            imageSize: 256, patchSize: 16, preNorm: false, pooling: .average, normAfterPool: false, classToken: false), true, false),
-    ]
+    /// ViTamin: the convolutional backbone that replaces the patch convolution (the vision config's patch size is
+    /// then its total stride, 16).
+    public var hybridStem: ViTaminStemConfig? = nil
+    /// False for timm's pos_embed='none' (ViTamin-XL).
+    public var positionEmbedding: Bool = true
+
+    /// One timm registration (timm 1.0): the CLIP ViT config it lowers to and what differs in its weights.
+    struct Variant {
+        var vision: CLIPVisionConfig
+        var patchBias: Bool
+        var qkvBias: Bool
+        var hybridStem: ViTaminStemConfig? = nil
+        var positionEmbedding = true
+    }
+
+    static let variants: [String: Variant] = {
+        var v: [String: Variant] = [
+            // OpenAI-CLIP-style ViT-L/14 (MobileCLIP2-L-14): class token, pre-norm, no patch bias, LayerNorm eps 1e-5.
+            "vit_large_patch14_clip_224": Variant(vision: CLIPVisionConfig(
+                transformer: CLIPTransformerConfig(width: 1024, layers: 24, heads: 16, mlpWidth: 4096, activation: .gelu, layerNormEps: 1e-5),
+                imageSize: 224, patchSize: 14, preNorm: true, pooling: .classToken, normAfterPool: false, classToken: true),
+                patchBias: false, qkvBias: true),
+            // No class token, global average pool after the final norm, LayerScale, no qkv bias (eps 1e-6).
+            "vit_medium_patch16_gap_256": Variant(vision: CLIPVisionConfig(
+                transformer: CLIPTransformerConfig(width: 512, layers: 12, heads: 8, mlpWidth: 2048, activation: .gelu, layerNormEps: 1e-6,
+                                                   layerScale: true),
+                imageSize: 256, patchSize: 16, preNorm: false, pooling: .average, normAfterPool: false, classToken: false),
+                patchBias: true, qkvBias: false),
+        ]
+        // ViTamin (timm vitamin.py): the MBConv backbone, then GeGLU blocks (mlp_ratio 2), no class token, the
+        // average pool with fc_norm (LayerNorm after the pool), eps 1e-6; the XL variants have no position embedding.
+        let vitamin: [(name: String, stem: Int, widths: [Int], vit: Int, depth: Int, heads: Int, sizes: [Int], pos: Bool)] = [
+            ("small", 64, [64, 128], 384, 14, 6, [224], true),
+            ("base", 128, [128, 256], 768, 14, 12, [224], true),
+            ("large", 160, [160, 320], 1024, 31, 16, [224, 256, 336, 384], true),
+            ("large2", 160, [160, 320], 1024, 31, 16, [224, 256, 336, 384], true),
+            ("xlarge", 192, [192, 384], 1152, 32, 16, [256, 336, 384], false),
+        ]
+        for m in vitamin {
+            for size in m.sizes {
+                v["vitamin_\(m.name)_\(size)"] = Variant(
+                    vision: CLIPVisionConfig(
+                        transformer: CLIPTransformerConfig(width: m.vit, layers: m.depth, heads: m.heads, mlpWidth: 2 * m.vit,
+                                                           activation: .gelu, layerNormEps: 1e-6, gatedMLP: true),
+                        imageSize: size, patchSize: 16, preNorm: false, pooling: .average, normAfterPool: true, classToken: false),
+                    patchBias: false, qkvBias: true,
+                    hybridStem: ViTaminStemConfig(stemWidth: m.stem, stageWidths: m.widths, stageDepths: [2, 4], outWidth: m.vit),
+                    positionEmbedding: m.pos)
+            }
+        }
+        return v
+    }()
 }
 
 /// Where the weights come from decides their names (see CLIPWeights).
@@ -636,12 +679,18 @@ extension OpenCLIPModelConfig.VisionCfg {
             default: throw unsupported("vision_cfg.timm_proj '\(projName)' for \(name) (implemented: null, 'linear', 'none')")
             }
             cfg.imageSize = try decodeSize(raw, "image_size") ?? vision.imageSize
-            cfg.timmViT = TimmViTConfig(timmName: name, patchBias: tv.patchBias, qkvBias: tv.qkvBias, projection: projection)
+            if tv.hybridStem != nil, cfg.imageSize % 16 != 0 {
+                throw unsupported("vision_cfg.image_size \(cfg.imageSize) for \(name): ViTamin's backbone halves the map four times, so ex2 takes multiples of 16")
+            }
+            cfg.timmViT = TimmViTConfig(timmName: name, patchBias: tv.patchBias, qkvBias: tv.qkvBias, projection: projection,
+                                        hybridStem: tv.hybridStem, positionEmbedding: tv.positionEmbedding)
             cfg.timmVision = vision
             return cfg
         }
         guard let v = ConvNeXtConfig.variants[name] else {
-            throw unsupported("vision_cfg.timm_model_name '\(name)': this timm image tower is not implemented (timm towers supported: \(ConvNeXtConfig.variants.count) convnext_* and \(MAPViTConfig.timmSigLIPVariants.count) vit_*_siglip_* variants, \(TimmViTConfig.variants.keys.sorted().joined(separator: ", ")))")
+            let vitamin = TimmViTConfig.variants.keys.filter { $0.hasPrefix("vitamin_") }.count
+            let plain = TimmViTConfig.variants.keys.filter { !$0.hasPrefix("vitamin_") }.sorted()
+            throw unsupported("vision_cfg.timm_model_name '\(name)': this timm image tower is not implemented (timm towers supported: \(ConvNeXtConfig.variants.count) convnext_*, \(MAPViTConfig.timmSigLIPVariants.count) vit_*_siglip_* and \(vitamin) vitamin_* variants, \(plain.joined(separator: ", ")))")
         }
         let pool = (try? raw.decode(String.self, forKey: AnyKey("timm_pool"))) ?? "avg"
         guard pool == "" else {

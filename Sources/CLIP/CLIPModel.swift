@@ -90,6 +90,9 @@ public final class CLIPModel: VisionLanguageModel {
         if let m = architecture.mapViT {
             return "SigLIP ViT (\(m.timmName ?? "timm"): \(m.transformer.layers) layers, width \(m.transformer.width), patch \(m.patchSize), \(m.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
         }
+        if let tv = architecture.timmViT, let stem = tv.hybridStem {
+            return "ViTamin (timm \(tv.timmName): MBConv backbone \(stem.stemWidth)-\(stem.stageWidths.map(String.init).joined(separator: "-")), \(v.transformer.layers) GeGLU layers, width \(v.transformer.width), \(v.gridSize)x\(v.gridSize) tokens, \(v.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
+        }
         if let tv = architecture.timmViT {
             return "CLIP ViT (timm \(tv.timmName): \(v.transformer.layers) layers, width \(v.transformer.width), patch \(v.patchSize), \(v.imageSize) px; text \(t.transformer.layers) layers, width \(t.transformer.width); embed \(embedDim))"
         }

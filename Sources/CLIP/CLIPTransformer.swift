@@ -11,12 +11,14 @@ struct TransformerScratch {
     var qkv: [Float]      // [rows, 3W]
     var attended: [Float] // [rows, W]
     var hidden: [Float]   // [rows, M]
+    var gates: [Float]    // [rows, 2M]: both GeGLU branches (empty for a plain MLP)
 
     init(rows: Int, config c: CLIPTransformerConfig) {
         normed = [Float](repeating: 0, count: rows * c.width)
         qkv = [Float](repeating: 0, count: rows * 3 * c.width)
         attended = [Float](repeating: 0, count: rows * c.width)
         hidden = [Float](repeating: 0, count: rows * c.mlpWidth)
+        gates = [Float](repeating: 0, count: c.gatedMLP ? rows * 2 * c.mlpWidth : 0)
     }
 }
 
@@ -34,7 +36,9 @@ struct CLIPTransformer: Sendable {
         s.qkv.withUnsafeMutableBufferPointer { qkv in
         s.attended.withUnsafeMutableBufferPointer { att in
         s.hidden.withUnsafeMutableBufferPointer { hidden in
+        s.gates.withUnsafeMutableBufferPointer { gates in
             let nb = normed.baseAddress!, qb = qkv.baseAddress!, ab = att.baseAddress!, hb = hidden.baseAddress!
+            nonisolated(unsafe) let gb = gates.baseAddress!, hp = hb
             for block in blocks {
                 // Attention half.
                 block.norm1.weight.withUnsafeBufferPointer { g in block.norm1.bias.withUnsafeBufferPointer { b in
@@ -48,11 +52,23 @@ struct CLIPTransformer: Sendable {
                 block.norm2.weight.withUnsafeBufferPointer { g in block.norm2.bias.withUnsafeBufferPointer { b in
                     Norms.layerNorm(nb, x, weight: g.baseAddress!, bias: b.baseAddress!, rows: rows, dim: w, eps: config.layerNormEps)
                 } }
-                linear(hb, nb, block.fc1, rows: rows)
-                CLIPActivation.apply(config.activation, hb, count: rows * m)
+                if let mlpNorm = block.mlpNorm { layerNorm(nb, nb, mlpNorm, rows: rows, dim: w, eps: 1e-6) }
+                if config.gatedMLP {
+                    // GeGLU: one GEMM for both branches [rows, 2M], then act(first half) * second half into hidden.
+                    linear(gb, nb, block.fc1, rows: rows)
+                    parallelFor(rows, minPerChunk: max(1, 16384 / max(m, 1))) { r in (hp + r * m).update(from: gb + r * 2 * m, count: m) }
+                    CLIPActivation.apply(config.activation, hb, count: rows * m)
+                    parallelFor(rows, minPerChunk: max(1, 16384 / max(m, 1))) { r in
+                        let h = hp + r * m, g = gb + r * 2 * m + m
+                        for i in 0..<m { h[i] *= g[i] }
+                    }
+                } else {
+                    linear(hb, nb, block.fc1, rows: rows)
+                    CLIPActivation.apply(config.activation, hb, count: rows * m)
+                }
                 addLinear(x, hb, block.fc2, rows: rows, scratch: nb, gamma: block.scale2)  // LN2's output is used up
             }
-        } } } }
+        } } } } }
     }
 }
 

@@ -25,6 +25,8 @@ struct BlockWeights: Sendable {
     var fc2: Linear
     var scale1: [Float]? = nil
     var scale2: [Float]? = nil
+    /// timm's GeGluMlp: its own LayerNorm; fc1 is then w0 and w1 stacked ([2M, W]) and fc2 is w2.
+    var mlpNorm: LayerNormWeights? = nil
 }
 
 struct TextTowerWeights: Sendable {
@@ -63,12 +65,14 @@ enum ImageTowerWeights: Sendable {
 struct VisionTowerWeights: Sendable {
     var patchEmbedding: Linear // [W, 3 * p * p], conv kernel flattened in (c, ky, kx) order
     var classEmbedding: [Float]?     // [W]; nil for timm towers without a class token
-    var positionEmbedding: [Float]   // [tokens, W]
+    var positionEmbedding: [Float]?  // [tokens, W]; nil for timm's pos_embed='none'
     var preNorm: LayerNormWeights?
     var blocks: [BlockWeights]
     var postNorm: LayerNormWeights   // over W, or over the pooled vector
     var projection: Linear?   // [E, W]; nil for timm_proj "none"; [E, E] after CoCa's attentional pooler
     var attentionalPool: AttentionalPoolWeights? = nil
+    /// ViTamin's convolutional backbone, in place of the patch convolution (then `patchEmbedding` is unused).
+    var hybridStem: ViTaminStem? = nil
 }
 
 /// CoCa's AttentionalPooler: nn.MultiheadAttention(E, heads, kdim = vdim = W) of LayerNorm'd learned queries over
@@ -117,13 +121,23 @@ extension StrictWeightReader {
     /// One timm VisionTransformer block under `p` ("...blocks.3."): norm1, attn.qkv (bias unless the model was
     /// built with qkv_bias=False), attn.proj, norm2, mlp.fc1/fc2, and ls1/ls2.gamma when it has LayerScale.
     mutating func timmBlock(_ p: String, _ t: CLIPTransformerConfig, qkvBias: Bool = true) throws -> BlockWeights {
-        let w = t.width
-        return BlockWeights(norm1: try norm(p + "norm1", w), qkv: try linear(p + "attn.qkv", out: 3 * w, in: w, bias: qkvBias),
-                            out: try linear(p + "attn.proj", out: w, in: w), norm2: try norm(p + "norm2", w),
-                            fc1: try linear(p + "mlp.fc1", out: t.mlpWidth, in: w),
-                            fc2: try linear(p + "mlp.fc2", out: w, in: t.mlpWidth),
+        let w = t.width, m = t.mlpWidth
+        let norm1 = try norm(p + "norm1", w), qkv = try linear(p + "attn.qkv", out: 3 * w, in: w, bias: qkvBias)
+        let out = try linear(p + "attn.proj", out: w, in: w), norm2 = try norm(p + "norm2", w)
+        let fc1: Linear, fc2: Linear, mlpNorm: LayerNormWeights?
+        if t.gatedMLP {
+            mlpNorm = try norm(p + "mlp.norm", w)
+            fc1 = Linear(stacking: [try linear(p + "mlp.w0", out: m, in: w), try linear(p + "mlp.w1", out: m, in: w)])
+            fc2 = try linear(p + "mlp.w2", out: w, in: m)
+        } else {
+            mlpNorm = nil
+            fc1 = try linear(p + "mlp.fc1", out: m, in: w)
+            fc2 = try linear(p + "mlp.fc2", out: w, in: m)
+        }
+        return BlockWeights(norm1: norm1, qkv: qkv, out: out, norm2: norm2, fc1: fc1, fc2: fc2,
                             scale1: t.layerScale ? try take(p + "ls1.gamma", [w]) : nil,
-                            scale2: t.layerScale ? try take(p + "ls2.gamma", [w]) : nil)
+                            scale2: t.layerScale ? try take(p + "ls2.gamma", [w]) : nil,
+                            mlpNorm: mlpNorm)
     }
 
     mutating func norm(_ prefix: String, _ n: Int) throws -> LayerNormWeights {

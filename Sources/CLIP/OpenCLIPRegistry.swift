@@ -98,6 +98,8 @@ public enum OpenCLIPRegistry {
                 let tower: String
                 if let c = arch.convnext {
                     tower = "ConvNeXt \(c.timmName), \(c.imageSize) px, embed \(arch.embedDim)"
+                } else if let tv = arch.timmViT, tv.hybridStem != nil {
+                    tower = "ViTamin (timm \(tv.timmName)), \(arch.vision.imageSize) px, embed \(arch.embedDim)"
                 } else if let tv = arch.timmViT {
                     tower = "ViT (timm \(tv.timmName)), \(arch.vision.imageSize) px, embed \(arch.embedDim)"
                 } else if let m = arch.mapViT {

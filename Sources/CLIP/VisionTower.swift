@@ -29,24 +29,27 @@ struct VisionTower: Sendable {
         let t = config.tokens, patches = g * g, rows = b * t
         var x = [Float](repeating: 0, count: rows * w)
 
-        let unfolded = Self.unfoldPatches(images, imageSize: s, patch: p)
         var embedded = [Float](repeating: 0, count: b * patches * w)
-        unfolded.withUnsafeBufferPointer { u in embedded.withUnsafeMutableBufferPointer { e in
-            linear(e.baseAddress!, u.baseAddress!, weights.patchEmbedding, rows: b * patches)
-        } }
+        if let stem = weights.hybridStem {
+            embedded.withUnsafeMutableBufferPointer { e in stem.forward(e.baseAddress!, images: images, size: s) }
+        } else {
+            let unfolded = Self.unfoldPatches(images, imageSize: s, patch: p)
+            unfolded.withUnsafeBufferPointer { u in embedded.withUnsafeMutableBufferPointer { e in
+                linear(e.baseAddress!, u.baseAddress!, weights.patchEmbedding, rows: b * patches)
+            } }
+        }
 
         x.withUnsafeMutableBufferPointer { xb in
             let xp = xb.baseAddress!
             let prefix = t - patches  // the class token, when there is one
             embedded.withUnsafeBufferPointer { e in
-            weights.positionEmbedding.withUnsafeBufferPointer { pos in
                 for bi in 0..<b {
                     let img = xp + bi * t * w
                     if let cls = weights.classEmbedding { img.update(from: cls, count: w) }
                     (img + prefix * w).update(from: e.baseAddress! + bi * patches * w, count: patches * w)
-                    for r in 0..<t { Vec.add(img + r * w, pos.baseAddress! + r * w, w) }
+                    weights.positionEmbedding?.withUnsafeBufferPointer { pos in Vec.add(img, pos.baseAddress!, t * w) }
                 }
-            } }
+            }
             if let pre = weights.preNorm {
                 layerNorm(xp, xp, pre, rows: rows, dim: w, eps: config.transformer.layerNormEps)
             }
@@ -168,14 +171,24 @@ extension VisionTower {
         case .linear(let bias): projection = try r.linear("visual.head.proj", out: embedDim, in: w, bias: bias)
         case .none: projection = nil
         }
+        let patchEmbedding: Linear, hybrid: ViTaminStem?
+        if let stem = tv.hybridStem {
+            hybrid = ViTaminStem(config: stem, weights: try ViTaminStem.read(stem, prefix: pre + "patch_embed.backbone.", &r))
+            patchEmbedding = Linear(dense: [Float](repeating: 0, count: w), out: w, in: 1)
+        } else {
+            hybrid = nil
+            patchEmbedding = Linear(dense: try r.take(pre + "patch_embed.proj.weight", [w, 3, p, p]), out: w, in: 3 * p * p,
+                                    bias: tv.patchBias ? try r.take(pre + "patch_embed.proj.bias", [w]) : nil)
+        }
         return VisionTowerWeights(
-            patchEmbedding: Linear(dense: try r.take(pre + "patch_embed.proj.weight", [w, 3, p, p]), out: w, in: 3 * p * p,
-                                   bias: tv.patchBias ? try r.take(pre + "patch_embed.proj.bias", [w]) : nil),
+            patchEmbedding: patchEmbedding,
             classEmbedding: v.classToken ? try r.take(pre + "cls_token", [1, 1, w]) : nil,
-            positionEmbedding: try r.take(pre + "pos_embed", [1, v.tokens, w]),
+            positionEmbedding: tv.positionEmbedding ? try r.take(pre + "pos_embed", [1, v.tokens, w]) : nil,
             preNorm: v.preNorm ? try r.norm(pre + "norm_pre", w) : nil,
             blocks: try (0..<t.layers).map { try r.timmBlock(pre + "blocks.\($0).", t, qkvBias: tv.qkvBias) },
-            postNorm: try r.norm(pre + "norm", w),
-            projection: projection)
+            // timm's fc_norm (global_pool 'avg' with the default fc_norm) replaces the final norm after the pool.
+            postNorm: try r.norm(pre + (v.normAfterPool ? "fc_norm" : "norm"), w),
+            projection: projection,
+            hybridStem: hybrid)
     }
 }

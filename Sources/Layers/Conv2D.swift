@@ -233,6 +233,25 @@ public func averagePool(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
     }
 }
 
+/// Average pooling with a k x k window, stride and symmetric zero padding, dividing by the taps inside the map
+/// (PyTorch AvgPool2d(k, stride, padding, count_include_pad=False), floor mode), channels-last, one map.
+public func averagePool(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, height h: Int, width w: Int,
+                        channels c: Int, kernel k: Int, stride: Int, padding pad: Int) {
+    let geo = ConvGeometry(kernel: k, stride: stride, padTop: pad, padLeft: pad, padBottom: pad, padRight: pad)
+    let (oh, ow) = geo.outputSize(height: h, width: w)
+    nonisolated(unsafe) let xp = x, op = out
+    parallelFor(oh) { oy in
+        let y0 = oy * stride - pad, ky0 = max(0, -y0), ky1 = min(k, h - y0)
+        for ox in 0..<ow {
+            let x0 = ox * stride - pad, kx0 = max(0, -x0), kx1 = min(k, w - x0)
+            let o = op + (oy * ow + ox) * c
+            o.update(repeating: 0, count: c)
+            for ky in ky0..<max(ky0, ky1) { for kx in kx0..<max(kx0, kx1) { Vec.add(o, xp + ((y0 + ky) * w + x0 + kx) * c, c) } }
+            Vec.scale(o, 1 / Float(max(1, (ky1 - ky0) * (kx1 - kx0))), c)
+        }
+    }
+}
+
 /// max(x, 0) in place.
 public func relu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     nonisolated(unsafe) let xp = x
