@@ -156,18 +156,28 @@ public struct DepthwiseConv2D: Sendable {
 }
 
 /// A dense k x k convolution: im2col rows in (ky, kx, c_in) order (each tap's channels are one contiguous copy
-/// from the channels-last map) times the weight, permuted once to that order, as one Linear.
+/// from the channels-last map) times the weight, permuted once to that order, as one Linear. A stride-1, pad-1
+/// 3x3 convolution with at least 16 input and output channels runs as Winograd F(2x2, 3x3) instead (Winograd.swift).
 public struct Conv2D: Sendable {
     public let inChannels: Int
     public let outChannels: Int
     public let geometry: ConvGeometry
-    public let linear: Linear
+    let linear: Linear?
+    let winograd: WinogradWeights?
 
-    /// `weight` as PyTorch stores it, [C_out, C_in, k, k] flattened.
-    public init(weight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int, geometry: ConvGeometry) {
+    /// `weight` as PyTorch stores it, [C_out, C_in, k, k] flattened. `winograd: false` keeps the im2col GEMM.
+    public init(weight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int, geometry: ConvGeometry, winograd: Bool = true) {
         let k = geometry.kernel
         precondition(weight.count == outChannels * inChannels * k * k)
         self.inChannels = inChannels; self.outChannels = outChannels; self.geometry = geometry
+        let g = geometry
+        if winograd, k == 3, g.stride == 1, g.padTop == 1, g.padLeft == 1, g.padBottom == 1, g.padRight == 1,
+           inChannels >= 16, outChannels >= 16 {
+            self.winograd = WinogradWeights(weight: weight, bias: bias, inChannels: inChannels, outChannels: outChannels)
+            linear = nil
+            return
+        }
+        self.winograd = nil
         let kk = inChannels * k * k
         var permuted = [Float](repeating: 0, count: weight.count)
         for o in 0..<outChannels { for ci in 0..<inChannels { for t in 0..<(k * k) {
@@ -176,8 +186,12 @@ public struct Conv2D: Sendable {
         linear = Linear(dense: permuted, out: outChannels, in: kk, bias: bias)
     }
 
+    /// True when this convolution runs as Winograd F(2x2, 3x3).
+    public var usesWinograd: Bool { winograd != nil }
+
     /// Floats of scratch `forward` needs for `images` h x w inputs.
     public func columnCount(height h: Int, width w: Int, images: Int = 1) -> Int {
+        if let winograd { return winograd.scratchCount(height: h, width: w, images: images) }
         let (oh, ow) = geometry.outputSize(height: h, width: w)
         return images * oh * ow * inChannels * geometry.kernel * geometry.kernel
     }
@@ -186,6 +200,10 @@ public struct Conv2D: Sendable {
     /// least columnCount(height:width:images:) floats.
     public func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, height h: Int, width w: Int,
                         images: Int = 1, columns: UnsafeMutablePointer<Float>) {
+        if let winograd {
+            winograd.forward(out, x, height: h, width: w, images: images, scratch: columns)
+            return
+        }
         let g = geometry, k = g.kernel, cin = inChannels
         let (oh, ow) = g.outputSize(height: h, width: w)
         let kk = cin * k * k
@@ -210,7 +228,7 @@ public struct Conv2D: Sendable {
                 }
             }
         }
-        linear.forward(out, columns, rows: images * oh * ow)
+        linear!.forward(out, columns, rows: images * oh * ow)
     }
 }
 
@@ -249,6 +267,33 @@ public func averagePool(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
             for ky in ky0..<max(ky0, ky1) { for kx in kx0..<max(kx0, kx1) { Vec.add(o, xp + ((y0 + ky) * w + x0 + kx) * c, c) } }
             Vec.scale(o, 1 / Float(max(1, (ky1 - ky0) * (kx1 - kx0))), c)
         }
+    }
+}
+
+/// A CHW s x s image into a channels-last [s * s, 3] map at `dst`.
+public func channelsLast(_ dst: UnsafeMutablePointer<Float>, chw: [Float], size s: Int) {
+    let pixels = s * s
+    precondition(chw.count == 3 * pixels)
+    chw.withUnsafeBufferPointer { src in
+        let r = src.baseAddress!, g = r + pixels, b = g + pixels
+        for i in 0..<pixels {
+            dst[3 * i] = r[i]; dst[3 * i + 1] = g[i]; dst[3 * i + 2] = b[i]
+        }
+    }
+}
+
+/// y = max(y + x, 0) over n floats (a residual add and its ReLU in one pass).
+public func addReLU(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
+    nonisolated(unsafe) let yp = y, xp = x
+    parallelChunks((n + 7) / 8, minPerChunk: 4096) { r in
+        let start = r.lowerBound * 8, end = min(n, r.upperBound * 8)
+        var i = start
+        let zero = SIMD8<Float>()
+        while i + 8 <= end {
+            store(pointwiseMax(load(yp + i) + load(xp + i), zero), yp + i)
+            i += 8
+        }
+        while i < end { yp[i] = max(yp[i] + xp[i], 0); i += 1 }
     }
 }
 

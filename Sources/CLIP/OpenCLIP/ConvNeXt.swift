@@ -73,7 +73,7 @@ struct ConvNeXtTower: Sendable {
             let hidden = b2.baseAddress!
             for (i, chw) in images.enumerated() {
                 let dst = t1 + i * s * s * 3
-                for y in 0..<s { for x in 0..<s { for ch in 0..<3 { dst[(y * s + x) * 3 + ch] = chw[ch * s * s + y * s + x] } } }
+                channelsLast(dst, chw: chw, size: s)
             }
             weights.stem.forward(cur, t1, height: s, width: s, images: n, columns: cb.baseAddress!)
             var h = h0

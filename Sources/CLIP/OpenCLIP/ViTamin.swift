@@ -87,7 +87,7 @@ struct ViTaminStem: Sendable {
             let tokens = config.gridSize(imageSize: s) * config.gridSize(imageSize: s) * config.outWidth
             for (i, chw) in images.enumerated() {
                 var x = ab.baseAddress!, y = bb.baseAddress!
-                for yy in 0..<s { for xx in 0..<s { for ch in 0..<3 { x[(yy * s + xx) * 3 + ch] = chw[ch * s * s + yy * s + xx] } } }
+                channelsLast(x, chw: chw, size: s)
                 weights.conv1.forward(y, x, height: s, width: s, columns: cols)
                 var h = h1, width = config.stemWidth
                 layerNorm(y, y, weights.norm1, rows: h * h, dim: width, eps: eps)
