@@ -89,13 +89,11 @@ struct BERTTower: Sendable {
             for layer in weights.layers {
                 layer.qkv.forward(qp, xp, rows: rows)
                 CLIPAttention.forward(ap, qkv: qp, width: h, heads: c.heads, segments: segments, causal: false, scale: scale)
-                layer.attentionOut.forward(tp, ap, rows: rows)
-                Vec.add(xp, tp, rows * h)
+                addLinear(xp, ap, layer.attentionOut, rows: rows, scratch: tp)  // the residual add runs on every core
                 layerNorm(xp, xp, layer.norm1, rows: rows, dim: h, eps: c.layerNormEps)
                 layer.up.forward(ip, xp, rows: rows)
                 CLIPActivation.apply(c.activation, ip, count: rows * c.intermediateSize)
-                layer.down.forward(tp, ip, rows: rows)
-                Vec.add(xp, tp, rows * h)
+                addLinear(xp, ip, layer.down, rows: rows, scratch: tp)
                 layerNorm(xp, xp, layer.norm2, rows: rows, dim: h, eps: c.layerNormEps)
             }
         } } } } }
