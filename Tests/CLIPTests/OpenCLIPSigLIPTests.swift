@@ -83,24 +83,9 @@ final class OpenCLIPSigLIPTests: XCTestCase {
         XCTAssertEqual(model.logitScale, scale, accuracy: 1e-5 * scale)
         XCTAssertEqual(model.logitBias, Float(e.logit_bias), accuracy: 1e-5)
 
-        let urls = try e.images.map { try Fixtures.url("images/\($0)") }
-        let images = try model.embedImages(urls.map { try ImageDecoder.decode(contentsOf: $0) }, normalize: false)
-        assertEmbeddings(images, e.image_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) image embeds")
-
-        // open_clip's HFTokenizer pads to the context with the tokenizer's pad token; ours stops at the end token
-        // and the text tower pads with the same id.
-        let tok = try XCTUnwrap(model.tokenizer)
-        let ctx = model.architecture.text.contextLength
         let clean = model.architecture.mapViT != nil ? OpenCLIPTextClean.canonicalize : .whitespace
         XCTAssertEqual(e.texts.map { clean.apply($0) }, e.cleaned_texts)
-        for (text, want) in zip(e.texts, e.token_ids) {
-            let ids = tok.tokenIds(text, contextLength: ctx)
-            XCTAssertEqual(ids + [Int](repeating: model.architecture.text.padTokenId, count: ctx - ids.count), want, text)
-        }
-        let texts = try model.embedTexts(e.texts, normalize: false)
-        assertEmbeddings(texts, e.text_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) text embeds")
-        assertLogits(model.logits(images: images.map(l2Normalized), texts: texts.map(l2Normalized), scale: Float(e.logit_scale)),
-                     e.logits_per_image, relative: 1e-3, "\(key) logits_per_image")
+        try assertMatchesOpenCLIP(model, e, key)
         return model
     }
 
@@ -198,4 +183,23 @@ final class OpenCLIPSigLIPTests: XCTestCase {
             XCTAssertEqual(arch.text.transformer.activation, name.contains("SigLIP2") ? .geluTanh : .gelu, name)
         }
     }
+}
+
+/// A tiny open_clip model against its fixture record: image embeddings, token ids (open_clip's HFTokenizer pads to
+/// the context with the tokenizer's pad token; ours stops at the end token and the text tower pads with the same
+/// id), text embeddings and logits_per_image.
+func assertMatchesOpenCLIP(_ model: CLIPModel, _ e: OpenCLIPSigLIPExpected.Tiny, _ key: String) throws {
+    let urls = try e.images.map { try Fixtures.url("images/\($0)") }
+    let images = try model.embedImages(urls.map { try ImageDecoder.decode(contentsOf: $0) }, normalize: false)
+    assertEmbeddings(images, e.image_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) image embeds")
+    let tok = try XCTUnwrap(model.tokenizer)
+    let ctx = model.architecture.text.contextLength
+    for (text, want) in zip(e.texts, e.token_ids) {
+        let ids = tok.tokenIds(text, contextLength: ctx)
+        XCTAssertEqual(ids + [Int](repeating: model.architecture.text.padTokenId, count: ctx - ids.count), want, text)
+    }
+    let texts = try model.embedTexts(e.texts, normalize: false)
+    assertEmbeddings(texts, e.text_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) text embeds")
+    assertLogits(model.logits(images: images.map(l2Normalized), texts: texts.map(l2Normalized), scale: Float(e.logit_scale)),
+                 e.logits_per_image, relative: 1e-3, "\(key) logits_per_image")
 }

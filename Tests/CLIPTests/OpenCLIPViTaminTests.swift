@@ -3,8 +3,6 @@
 // GeGLU blocks, the average pool and fc_norm; the XL one without a position embedding), shrunk by the same timm
 // overrides the fixture recorded.
 import Foundation
-import Imaging
-import Tensors
 import XCTest
 @testable import CLIP
 
@@ -58,19 +56,7 @@ final class OpenCLIPViTaminTests: XCTestCase {
                                         tokenizerDir: try Fixtures.url("siglip/unigram_json"))
         XCTAssertEqual(model.architecture.vision.tokens, (k.img_size / 16) * (k.img_size / 16))
 
-        let urls = try e.images.map { try Fixtures.url("images/\($0)") }
-        let images = try model.embedImages(urls.map { try ImageDecoder.decode(contentsOf: $0) }, normalize: false)
-        assertEmbeddings(images, e.image_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) image embeds")
-        let ctx = model.architecture.text.contextLength
-        let tok = try XCTUnwrap(model.tokenizer)
-        for (text, want) in zip(e.texts, e.token_ids) {
-            let ids = tok.tokenIds(text, contextLength: ctx)
-            XCTAssertEqual(ids + [Int](repeating: model.architecture.text.padTokenId, count: ctx - ids.count), want, text)
-        }
-        let texts = try model.embedTexts(e.texts, normalize: false)
-        assertEmbeddings(texts, e.text_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) text embeds")
-        assertLogits(model.logits(images: images.map(l2Normalized), texts: texts.map(l2Normalized), scale: Float(e.logit_scale)),
-                     e.logits_per_image, relative: 1e-3, "\(key) logits_per_image")
+        try assertMatchesOpenCLIP(model, e, key)
     }
 
     func testTinyViTaminMatchesOpenCLIP() throws {
