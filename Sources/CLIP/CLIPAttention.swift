@@ -110,19 +110,24 @@ enum CLIPAttention {
     /// pooler: out[i] (width e) = softmax(scale q k^T) v per head, over the t rows of `kv` [b * t, 2e] (keys, then
     /// values) that belong to image i; `q` [e] is the same for every image.
     static func probe(query q: [Float], kv: [Float], images b: Int, tokens t: Int, width e: Int, heads: Int) -> [Float] {
-        let hd = e / heads, scale = 1 / Float(hd).squareRoot()
+        probe(query: q, kv: kv, segments: (0..<b).map { ($0 * t)..<(($0 + 1) * t) }, width: e, heads: heads)
+    }
+
+    /// The same over sequences of different lengths: `segments` are the row ranges of kv, one output row each.
+    static func probe(query q: [Float], kv: [Float], segments: [Range<Int>], width e: Int, heads: Int) -> [Float] {
+        let hd = e / heads, scale = 1 / Float(hd).squareRoot(), b = segments.count
         var out = [Float](repeating: 0, count: b * e)
         kv.withUnsafeBufferPointer { kvb in q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { ob in
             nonisolated(unsafe) let kvp = kvb.baseAddress!, qp = qb.baseAddress!, op = ob.baseAddress!
             parallelFor(b * heads) { task in
-                let img = task / heads, h = task % heads
+                let img = task / heads, h = task % heads, seg = segments[img], t = seg.count
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { sc in
                     let scores = sc.baseAddress!
-                    for j in 0..<t { scores[j] = scale * Vec.dot(qp + h * hd, kvp + (img * t + j) * 2 * e + h * hd, hd) }
+                    for j in 0..<t { scores[j] = scale * Vec.dot(qp + h * hd, kvp + (seg.lowerBound + j) * 2 * e + h * hd, hd) }
                     Softmax.softmaxRow(scores, t)
                     let o = op + img * e + h * hd
                     for d in 0..<hd { o[d] = 0 }
-                    for j in 0..<t { Vec.axpy(o, scores[j], kvp + (img * t + j) * 2 * e + e + h * hd, hd) }
+                    for j in 0..<t { Vec.axpy(o, scores[j], kvp + (seg.lowerBound + j) * 2 * e + e + h * hd, hd) }
                 }
             }
         } } }

@@ -21,6 +21,8 @@ public enum VLMFamilies {
                   load: { dir, _ in try ALIGNModel.load(dir) }),
         VLMFamily(name: "SigLIP", modelTypes: ["siglip"], reference: "transformers SiglipModel (google/siglip-*, fixed-resolution SigLIP 2)",
                   load: { dir, _ in try SigLIPModel.load(dir) }),
+        VLMFamily(name: "SigLIP 2", modelTypes: ["siglip2"], reference: "transformers Siglip2Model (google/siglip2-*-naflex: variable resolution)",
+                  load: { dir, _ in try SigLIPModel.load(dir) }),
     ]
 
     /// config.json's model_type, nil when it has none.

@@ -87,18 +87,7 @@ extension HFTextTokenizer {
         }
         let modelType = (try? JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
             .flatMap { ($0["model"] as? [String: Any])?["type"] as? String }
-        let tokConfig = (try? Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json")))
-            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-        let padsLeft: Bool
-        if let side = tokConfig["padding_side"] as? String {
-            guard side == "left" || side == "right" else {
-                throw CLIPError.badConfig(file: dir.appendingPathComponent("tokenizer_config.json").path, detail: "padding_side '\(side)' (left or right)")
-            }
-            padsLeft = side == "left"
-        } else {
-            let cls = (tokConfig["tokenizer_class"] as? String ?? "").replacingOccurrences(of: "Fast", with: "")
-            padsLeft = ["LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "CohereTokenizer", "XLNetTokenizer"].contains(cls)
-        }
+        let padsLeft = try Self.padsLeft(dir)
         let tok: HFTextTokenizer
         do {
             if modelType == "WordPiece" {
@@ -127,5 +116,22 @@ extension HFTextTokenizer {
             throw CLIPError.badConfig(file: json.path, detail: "the tokenizer has \(tok.vocabularySize) entries but the text tower only \(t.vocabSize); this is not the tokenizer the model was trained with")
         }
         return tok
+    }
+}
+
+extension HFTextTokenizer {
+    /// The tokenizer's padding side: tokenizer_config.json's padding_side, else its class default (left for the
+    /// Llama, CodeLlama, Gemma, Cohere and XLNet tokenizers, as transformers' classes set it).
+    static func padsLeft(_ dir: URL) throws -> Bool {
+        let tokConfig = (try? Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json")))
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+        if let side = tokConfig["padding_side"] as? String {
+            guard side == "left" || side == "right" else {
+                throw CLIPError.badConfig(file: dir.appendingPathComponent("tokenizer_config.json").path, detail: "padding_side '\(side)' (left or right)")
+            }
+            return side == "left"
+        }
+        let cls = (tokConfig["tokenizer_class"] as? String ?? "").replacingOccurrences(of: "Fast", with: "")
+        return ["LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "CohereTokenizer", "XLNetTokenizer"].contains(cls)
     }
 }

@@ -49,18 +49,28 @@ struct MAPViTTower: Sendable {
 
     private func embedBatch(_ images: [[Float]]) -> [[Float]] {
         if images.isEmpty { return [] }
-        let c = config, tc = c.transformer, w = tc.width, t = c.patches, b = images.count, rows = b * t
+        let c = config, w = c.transformer.width, t = c.patches, b = images.count, rows = b * t
         let unfolded = VisionTower.unfoldPatches(images, imageSize: c.imageSize, patch: c.patchSize)
         var x = [Float](repeating: 0, count: rows * w)
-        var kv = [Float](repeating: 0, count: rows * 2 * w)
-        var pooled = [Float](repeating: 0, count: b * w)
         x.withUnsafeMutableBufferPointer { xb in
             let xp = xb.baseAddress!
             unfolded.withUnsafeBufferPointer { u in weights.patchEmbedding.forward(xp, u.baseAddress!, rows: rows) }
             weights.positionEmbedding.withUnsafeBufferPointer { pos in
                 for r in 0..<rows { Vec.add(xp + r * w, pos.baseAddress! + (r % t) * w, w) }
             }
-            encoder.forward(xp, rows: rows, segments: (0..<b).map { ($0 * t)..<(($0 + 1) * t) }, causal: false)
+        }
+        return pool(&x, segments: (0..<b).map { ($0 * t)..<(($0 + 1) * t) })
+    }
+
+    /// The encoder, the final LayerNorm and the MAP head over embedded patch rows x [rows, W] (patch embedding
+    /// plus position embedding), one feature per segment; segments may differ in length (SigLIP 2 NaFlex).
+    func pool(_ x: inout [Float], segments: [Range<Int>]) -> [[Float]] {
+        let tc = config.transformer, w = tc.width, rows = x.count / w, b = segments.count
+        var kv = [Float](repeating: 0, count: rows * 2 * w)
+        var pooled = [Float](repeating: 0, count: b * w)
+        x.withUnsafeMutableBufferPointer { xb in
+            let xp = xb.baseAddress!
+            encoder.forward(xp, rows: rows, segments: segments, causal: false)
             layerNorm(xp, xp, weights.postNorm, rows: rows, dim: w, eps: tc.layerNormEps)
             kv.withUnsafeMutableBufferPointer { k in weights.headKeyValue.forward(k.baseAddress!, xp, rows: rows) }
         }
@@ -69,7 +79,7 @@ struct MAPViTTower: Sendable {
         weights.probe.withUnsafeBufferPointer { p in q.withUnsafeMutableBufferPointer { qb in
             weights.headQuery.forward(qb.baseAddress!, p.baseAddress!, rows: 1)
         } }
-        let attended = CLIPAttention.probe(query: q, kv: kv, images: b, tokens: t, width: w, heads: tc.heads)
+        let attended = CLIPAttention.probe(query: q, kv: kv, segments: segments, width: w, heads: tc.heads)
         var normed = [Float](repeating: 0, count: b * w)
         var hidden = [Float](repeating: 0, count: b * tc.mlpWidth)
         pooled.withUnsafeMutableBufferPointer { pb in attended.withUnsafeBufferPointer { ab in

@@ -22,9 +22,14 @@ public struct SigLIPConfig: Sendable, Equatable {
     public var projectionSize = 768
     public var imageSize = 224, patchSize = 16
     public var visionUseHead = true
+    /// SigLIP 2 NaFlex (model_type "siglip2"): vision_config.num_patches, the learned g x g position grid that
+    /// each image's own patch grid resizes; images keep their aspect ratio (NaFlex.swift).
+    public var naflexPositions: Int? = nil
+    /// Texts pad on the left (the tokenizer's padding_side, else its class default: Gemma's is left).
+    public var padsLeft = false
 
-    /// Patches per side (a remainder is dropped, as the stride-p convolution does).
-    public var gridSize: Int { imageSize / patchSize }
+    /// Patches per side (a remainder is dropped, as the stride-p convolution does); NaFlex: the position grid.
+    public var gridSize: Int { naflexPositions.map { Int(Double($0).squareRoot()) } ?? imageSize / patchSize }
     public var patches: Int { gridSize * gridSize }
 
     struct Raw: Decodable {
@@ -36,6 +41,7 @@ public struct SigLIPConfig: Sendable, Equatable {
         }
         struct V: Decodable {
             var hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_channels, image_size, patch_size: Int?
+            var num_patches: Int?
             var hidden_act: String?
             var layer_norm_eps: Double?
             var vision_use_head: Bool?
@@ -76,6 +82,11 @@ public struct SigLIPConfig: Sendable, Equatable {
         imageSize = v?.image_size ?? 224
         patchSize = v?.patch_size ?? 16
         visionUseHead = v?.vision_use_head ?? true
+        if raw.model_type == "siglip2" {
+            let n = v?.num_patches ?? 256, g = Int(Double(n).squareRoot())
+            guard n > 0, g * g == n else { throw bad("vision_config.num_patches \(n) is not a square (the position grid is g x g)") }
+            naflexPositions = n
+        }
         if let c = v?.num_channels, c != 3 { throw bad("vision_config.num_channels \(c) (RGB only)") }
         guard visionUseHead else { throw bad("vision_config.vision_use_head false: the image embedding would be undefined (SiglipModel pools through the head)") }
         for (tower, c) in [("text", text), ("vision", vision)] {
@@ -107,6 +118,8 @@ struct SigLIPTextWeights: Sendable {
 public final class SigLIPModel: VisionLanguageModel {
     public let config: SigLIPConfig
     public let preprocessor: CLIPPreprocessor
+    /// SigLIP 2 NaFlex's processor; then `preprocess` returns [patch rows, patch columns, patches...].
+    public let naflex: NaFlexConfig?
     let tokenize: (@Sendable (String) -> [Int])?
     public let logitScale: Float
     public let logitBias: Float
@@ -120,13 +133,20 @@ public final class SigLIPModel: VisionLanguageModel {
 
     public var embedDim: Int { config.vision.width }
     public var summary: String {
-        "SigLIP ViT (\(config.vision.layers) layers, width \(config.vision.width), patch \(config.patchSize), \(config.imageSize) px; text \(config.text.layers) layers, width \(config.text.width), context \(config.contextLength); embed \(embedDim))"
+        if let n = naflex {
+            return "SigLIP 2 NaFlex ViT (\(config.vision.layers) layers, width \(config.vision.width), patch \(n.patchSize), up to \(n.maxPatches) patches, \(n.positionGrid)x\(n.positionGrid) position grid; text \(config.text.layers) layers, width \(config.text.width), context \(config.contextLength); embed \(embedDim))"
+        }
+        return "SigLIP ViT (\(config.vision.layers) layers, width \(config.vision.width), patch \(config.patchSize), \(config.imageSize) px; text \(config.text.layers) layers, width \(config.text.width), context \(config.contextLength); embed \(embedDim))"
     }
-    public var preprocessingKey: String { "siglip|\(preprocessor.mode)" }
+    public var preprocessingKey: String {
+        if let n = naflex { return "siglip2-naflex|\(n)" }
+        return "siglip|\(preprocessor.mode)"
+    }
 
     init(config: SigLIPConfig, vision: MAPViTWeights, text: SigLIPTextWeights, logitScale: Float, logitBias: Float,
-         preprocessor: CLIPPreprocessor, tokenize: (@Sendable (String) -> [Int])?, identity: String, notes: [String]) {
-        self.config = config; self.text = text
+         preprocessor: CLIPPreprocessor, naflex: NaFlexConfig? = nil, tokenize: (@Sendable (String) -> [Int])?, identity: String,
+         notes: [String]) {
+        self.config = config; self.text = text; self.naflex = naflex
         self.vision = MAPViTTower(config: MAPViTConfig(transformer: config.vision, imageSize: config.imageSize, patchSize: config.patchSize),
                                   weights: vision)
         self.logitScale = logitScale; self.logitBias = logitBias
@@ -135,13 +155,51 @@ public final class SigLIPModel: VisionLanguageModel {
         textEncoder = CLIPTransformer(config: config.text, blocks: text.blocks)
     }
 
-    public func preprocess(_ image: RGBImage) -> [Float] { preprocessor(image) }
+    public func preprocess(_ image: RGBImage) -> [Float] { naflex?.preprocess(image) ?? preprocessor(image) }
 
     // MARK: images
 
     public func embedPreprocessed(_ pixels: [[Float]], normalize: Bool) throws -> [[Float]] {
-        let out = try vision.embed(pixels, batch: imageBatch)
+        let out: [[Float]]
+        if let naflex {
+            out = try stride(from: 0, to: pixels.count, by: imageBatch).flatMap {
+                try embedNaFlex(Array(pixels[$0..<min(pixels.count, $0 + imageBatch)]), naflex)
+            }
+        } else {
+            out = try vision.embed(pixels, batch: imageBatch)
+        }
         return normalize ? out.map(l2Normalized) : out
+    }
+
+    /// NaFlex images ([rows, columns, patches...] each): patch embeddings plus the position grid resized to each
+    /// image's patch grid, then the encoder and head over sequences of each image's own length.
+    private func embedNaFlex(_ images: [[Float]], _ n: NaFlexConfig) throws -> [[Float]] {
+        let w = config.vision.width, k = 3 * n.patchSize * n.patchSize
+        var segments: [Range<Int>] = [], shapes: [(Int, Int)] = []
+        for (i, im) in images.enumerated() {
+            let gh = im.first.map { Int($0) } ?? 0, gw = im.count > 1 ? Int(im[1]) : 0
+            guard gh > 0, gw > 0, gh * gw <= n.maxPatches, im.count == 2 + gh * gw * k else {
+                throw CLIPError.badInput("image \(i) is not a NaFlex patch list of this model (\(im.count) values; expected [rows, columns] then rows x columns x \(k) values, at most \(n.maxPatches) patches)")
+            }
+            let start = segments.last?.upperBound ?? 0
+            segments.append(start..<(start + gh * gw))
+            shapes.append((gh, gw))
+        }
+        if images.isEmpty { return [] }
+        let rows = segments.last!.upperBound
+        var patches = [Float](repeating: 0, count: rows * k)
+        for (im, seg) in zip(images, segments) { patches.replaceSubrange((seg.lowerBound * k)..<(seg.upperBound * k), with: im[2...]) }
+        var x = [Float](repeating: 0, count: rows * w)
+        x.withUnsafeMutableBufferPointer { xb in patches.withUnsafeBufferPointer { pb in
+            vision.weights.patchEmbedding.forward(xb.baseAddress!, pb.baseAddress!, rows: rows)
+        } }
+        for (seg, shape) in zip(segments, shapes) {
+            let pos = NaFlexConfig.resizePositions(vision.weights.positionEmbedding, side: n.positionGrid, width: w, to: shape.0, shape.1)
+            x.withUnsafeMutableBufferPointer { xb in pos.withUnsafeBufferPointer { p in
+                Vec.add(xb.baseAddress! + seg.lowerBound * w, p.baseAddress!, seg.count * w)
+            } }
+        }
+        return vision.pool(&x, segments: segments)
     }
 
     // MARK: texts
@@ -176,8 +234,9 @@ public final class SigLIPModel: VisionLanguageModel {
             let xp = xb.baseAddress!
             text.tokenEmbedding.withUnsafeBufferPointer { tok in text.positionEmbedding.withUnsafeBufferPointer { pos in
                 for (i, seq) in batch.enumerated() {
+                    let lead = c.padsLeft ? ctx - seq.count : 0
                     for j in 0..<ctx {
-                        let id = j < seq.count ? seq[j] : c.padTokenId
+                        let id = j >= lead && j - lead < seq.count ? seq[j - lead] : c.padTokenId
                         let row = xp + (i * ctx + j) * w
                         row.update(from: tok.baseAddress! + id * w, count: w)
                         Vec.add(row, pos.baseAddress! + j * w, w)
@@ -212,10 +271,12 @@ extension SigLIPModel {
         let vision: MAPViTWeights, text: SigLIPTextWeights, scale: Float, bias: Float
         do {
             let w = c.vision.width, p = c.patchSize
+            // SigLIP 2 NaFlex embeds flattened (y, x, channel) patches with a Linear; SigLIP a 3 x p x p convolution.
+            let patchShape = c.naflexPositions == nil ? [w, 3, p, p] : [w, 3 * p * p]
             let inProj = try r.take("vision_model.head.attention.in_proj_weight", [3 * w, w])
             let inBias = try r.take("vision_model.head.attention.in_proj_bias", [3 * w])
             vision = MAPViTWeights(
-                patchEmbedding: Linear(dense: try r.take("vision_model.embeddings.patch_embedding.weight", [w, 3, p, p]),
+                patchEmbedding: Linear(dense: try r.take("vision_model.embeddings.patch_embedding.weight", patchShape),
                                        out: w, in: 3 * p * p, bias: try r.take("vision_model.embeddings.patch_embedding.bias", [w])),
                 positionEmbedding: try r.take("vision_model.embeddings.position_embedding.weight", [c.patches, w]),
                 blocks: try (0..<c.vision.layers).map { try r.huggingFaceBlock("vision_model.encoder.layers.\($0)", c.vision) },
@@ -247,6 +308,23 @@ extension SigLIPModel {
             throw CLIPError.badWeights(file: dir.path, detail: "logit_scale/logit_bias are not finite (\(scale), \(bias))")
         }
         let ppURL = dir.appendingPathComponent("preprocessor_config.json")
+        var c2 = c
+        let found = try SigLIPTokenizers.find(dir, contextLength: c.contextLength, vocabSize: c.vocabSize)
+        if let pad = found?.padId, pad >= 0, pad < c.vocabSize { c2.padTokenId = pad }
+        c2.padsLeft = found?.padsLeft ?? false
+        let configText = (try? String(contentsOf: configURL, encoding: .utf8)) ?? "\(c)"
+        if c.naflexPositions != nil {
+            var n = try NaFlexConfig.read(ppURL, positionGrid: c.gridSize)
+            if n.patchSize != c.patchSize {
+                guard !FileManager.default.fileExists(atPath: ppURL.path) else {
+                    throw CLIPError.badConfig(file: ppURL.path, detail: "patch_size \(n.patchSize) differs from vision_config.patch_size \(c.patchSize)")
+                }
+                n.patchSize = c.patchSize
+            }
+            return SigLIPModel(config: c2, vision: vision, text: text, logitScale: scale, logitBias: bias,
+                               preprocessor: try CLIPPreprocessor.huggingFace(.siglip(size: 224)), naflex: n, tokenize: found?.tokenize,
+                               identity: VLMLoader.identity(configText: configText, files: checkpoint.files), notes: [])
+        }
         var pp = CLIPImageProcessorConfig.siglip(size: c.imageSize)
         if FileManager.default.fileExists(atPath: ppURL.path) {
             pp = try CLIPImageProcessorConfig(contentsOf: ppURL, defaults: pp)
@@ -259,10 +337,6 @@ extension SigLIPModel {
         guard out.height == c.imageSize, out.width == c.imageSize else {
             throw CLIPError.badConfig(file: ppURL.path, detail: "preprocessing makes \(out.height)x\(out.width) images but the vision tower takes \(c.imageSize)x\(c.imageSize)")
         }
-        var c2 = c
-        let found = try SigLIPTokenizers.find(dir, contextLength: c.contextLength, vocabSize: c.vocabSize)
-        if let pad = found?.padId, pad >= 0, pad < c.vocabSize { c2.padTokenId = pad }
-        let configText = (try? String(contentsOf: configURL, encoding: .utf8)) ?? "\(c)"
         return SigLIPModel(config: c2, vision: vision, text: text, logitScale: scale, logitBias: bias, preprocessor: preprocessor,
                            tokenize: found?.tokenize, identity: VLMLoader.identity(configText: configText, files: checkpoint.files), notes: [])
     }

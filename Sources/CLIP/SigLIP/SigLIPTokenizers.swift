@@ -6,8 +6,9 @@ import Foundation
 import Tokenizers
 
 enum SigLIPTokenizers {
-    /// The tokenize function and the id the processor pads with (nil: the config's pad_token_id).
-    static func find(_ dir: URL, contextLength: Int, vocabSize: Int) throws -> (tokenize: @Sendable (String) -> [Int], padId: Int?)? {
+    /// The tokenize function, the id the processor pads with (nil: the config's pad_token_id) and whether it pads
+    /// on the left (tokenizer.json tokenizers: their padding side, as HFTextTokenizer reads it).
+    static func find(_ dir: URL, contextLength: Int, vocabSize: Int) throws -> (tokenize: @Sendable (String) -> [Int], padId: Int?, padsLeft: Bool)? {
         let fm = FileManager.default
         let spiece = dir.appendingPathComponent("spiece.model")
         if fm.fileExists(atPath: spiece.path) {
@@ -15,7 +16,7 @@ enum SigLIPTokenizers {
             guard tok.model.pieces.count <= vocabSize else {
                 throw CLIPError.badConfig(file: spiece.path, detail: "the tokenizer has \(tok.model.pieces.count) pieces but the text tower only \(vocabSize)")
             }
-            return ({ tok.encode($0, maxLength: contextLength) }, tok.padId)
+            return ({ tok.encode($0, maxLength: contextLength) }, tok.padId, false)
         }
         if fm.fileExists(atPath: dir.appendingPathComponent("tokenizer.json").path) {
             let tok = try TokenizerLoader.load(directory: dir)
@@ -25,7 +26,7 @@ enum SigLIPTokenizers {
             return ({ text in
                 let ids = tok.encode(text, addSpecialTokens: true)
                 return Array(ids.prefix(contextLength))
-            }, tok.padTokenId)
+            }, tok.padTokenId, try HFTextTokenizer.padsLeft(dir))
         }
         return nil
     }
