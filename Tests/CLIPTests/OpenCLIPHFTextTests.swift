@@ -2,12 +2,11 @@
 // (scripts/fixtures/openclip_hftext_fixtures.py): the encoder's shape from the config.json beside the weights,
 // open_clip's HFTokenizer over an XLM-R tokenizer.json, mean pooling over the real tokens and the MLP projection.
 import Foundation
-import Imaging
 import XCTest
 @testable import CLIP
 
 final class OpenCLIPHFTextTests: XCTestCase {
-    struct Expected: Decodable {
+    struct Expected: Decodable, OpenCLIPTinyRecord {
         let images: [String]
         let image_embeds: [[Double]]
         let texts: [String]
@@ -25,18 +24,8 @@ final class OpenCLIPHFTextTests: XCTestCase {
         XCTAssertEqual(hf.modelName, "xlm-roberta-base")
         XCTAssertEqual(hf.model.encoder.hiddenSize, 32, "the config.json beside the weights wins over the built-in hub shape")
         XCTAssertEqual(hf.projection, .mlp)
-        let urls = try e.images.map { try Fixtures.url("images/\($0)") }
-        let images = try model.embedImages(urls.map { try ImageDecoder.decode(contentsOf: $0) }, normalize: false)
-        assertEmbeddings(images, e.image_embeds, minCosine: 0.9999, normTolerance: 1e-3, "image embeds")
-        let tok = try XCTUnwrap(model.tokenizer)
+        try assertMatchesOpenCLIP(model, e, "xlmr_tiny")
         let ctx = model.architecture.text.contextLength
-        for (text, want) in zip(e.texts, e.token_ids) {
-            XCTAssertEqual(tok.tokenIds(text, contextLength: ctx), want, text)
-        }
-        let texts = try model.embedTexts(e.texts, normalize: false)
-        assertEmbeddings(texts, e.text_embeds, minCosine: 0.9999, normTolerance: 1e-3, "text embeds")
-        assertLogits(model.logits(images: images.map(l2Normalized), texts: texts.map(l2Normalized), scale: Float(e.logit_scale)),
-                     e.logits_per_image, relative: 1e-3, "logits_per_image")
         // A text of padding only has no tokens to average: refused, not NaN.
         XCTAssertThrowsError(try model.embedTokens([[Int](repeating: e.pad_token_id, count: ctx)], normalize: false))
     }

@@ -185,10 +185,23 @@ final class OpenCLIPSigLIPTests: XCTestCase {
     }
 }
 
+/// What every tiny open_clip fixture records: images and their embeddings, texts, ids, embeddings and logits.
+protocol OpenCLIPTinyRecord {
+    var images: [String] { get }
+    var image_embeds: [[Double]] { get }
+    var texts: [String] { get }
+    var token_ids: [[Int]] { get }
+    var text_embeds: [[Double]] { get }
+    var logit_scale: Double { get }
+    var logits_per_image: [[Double]] { get }
+}
+
+extension OpenCLIPSigLIPExpected.Tiny: OpenCLIPTinyRecord {}
+
 /// A tiny open_clip model against its fixture record: image embeddings, token ids (open_clip's HFTokenizer pads to
-/// the context with the tokenizer's pad token; ours stops at the end token and the text tower pads with the same
-/// id), text embeddings and logits_per_image.
-func assertMatchesOpenCLIP(_ model: CLIPModel, _ e: OpenCLIPSigLIPExpected.Tiny, _ key: String) throws {
+/// the context with the tokenizer's pad token; ours either stops at the end token, and the text tower pads with the
+/// same id, or returns the padded ids itself), text embeddings and logits_per_image.
+func assertMatchesOpenCLIP(_ model: CLIPModel, _ e: some OpenCLIPTinyRecord, _ key: String) throws {
     let urls = try e.images.map { try Fixtures.url("images/\($0)") }
     let images = try model.embedImages(urls.map { try ImageDecoder.decode(contentsOf: $0) }, normalize: false)
     assertEmbeddings(images, e.image_embeds, minCosine: 0.9999, normTolerance: 1e-3, "\(key) image embeds")
