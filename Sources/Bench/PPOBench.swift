@@ -40,6 +40,9 @@ func benchPPO(_ path: String) throws {
             }
         }
     }
+    let genWork = DecoderWork.sampling(model.config, batch: batch, prompt: 12, new: 32)
+    let stepWork = DecoderWork.ppoStep(model.config, batch: batch, prompt: 12, response: 32, epochs: epochs)
     print(String(format: "ppo batch=%d mini_batch=%d accumulation=%d epochs=%d isa=%@ generate=%.2fs step=%.2fs (%@) peak_rss=%.0fMB",
                  batch, mini, accum, epochs, KernelISA.name, bestGen, bestStep, breakdown, peakRSSMegabytes()))
+    print("  generate: " + workFields(genWork, seconds: bestGen) + "; step: " + workFields(stepWork, seconds: bestStep))
 }

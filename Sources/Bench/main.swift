@@ -61,8 +61,9 @@ func benchGenerate(_ path: String) throws {
     let step = (now() - t) / 4
     print(String(format: "  prefill %.1f ms, decode step %.1f ms (forward only, no sampling)", prefill * 1e3, step * 1e3))
     let tps = Double(batch * new) / best
-    print(String(format: "generate model=%@ batch=%d new=%d prompt=%d lora=%d isa=%@ load=%.2fs best=%.3fs tokens/s=%.1f",
-                 (path as NSString).lastPathComponent, batch, new, promptTokens, rank, KernelISA.name, load, best, tps))
+    let work = workFields(DecoderWork.sampling(model.config, batch: batch, prompt: promptTokens, new: new), seconds: best)
+    print(String(format: "generate model=%@ batch=%d new=%d prompt=%d lora=%d isa=%@ load=%.2fs best=%.3fs tokens/s=%.1f %@",
+                 (path as NSString).lastPathComponent, batch, new, promptTokens, rank, KernelISA.name, load, best, tps, work))
 }
 
 func benchGEMM(_ custom: [String]) {

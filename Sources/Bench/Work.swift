@@ -1,0 +1,55 @@
+// The arithmetic a decoder benchmark cannot avoid, counted from the model's shapes (2 FLOPs per multiply-add),
+// so each speed figure can be set against the machine's measured GEMM peak: a time below work / peak is out of
+// reach for any implementation on that machine. Only the projections and attention's two products are
+// counted (norms, activations, softmax and LoRA's rank-16 side products are well under 2% for SmolLM2 at
+// these shapes), and the vocabulary projection only on the rows a task needs: a forward that scores R
+// positions needs R rows of it; a backward through frozen weights forms dX only (dY W, as many FLOPs as the
+// forward), no weight gradients.
+import Llama
+
+enum DecoderWork {
+    /// Forward FLOPs over sequences of the given lengths (causal attention over all previous positions),
+    /// with the vocabulary projection on `lmHeadRows` rows.
+    static func forward(_ c: DecoderConfig, lengths: [Int], lmHeadRows: Int) -> Double {
+        let h = Double(c.hiddenSize), f = Double(c.intermediateSize)
+        let q = Double(c.heads * c.headDim), kv = Double(c.kvHeads * c.headDim)
+        // Every decoder the engine loads has a gated MLP (SwiGLU or GeGLU): gate, up and down.
+        let perToken = 2 * Double(c.layers) * (h * q + 2 * h * kv + q * h + 3 * h * f)
+        let tokens = Double(lengths.reduce(0, +))
+        // Scores and weighted values: each query position p attends to p + 1 keys (per head: 2 x headDim MACs a key).
+        let pairs = lengths.reduce(0.0) { $0 + Double($1) * Double($1 + 1) / 2 }
+        let attention = 2 * Double(c.layers) * 2 * q * pairs
+        return perToken * tokens + attention + 2 * h * Double(c.vocabSize) * Double(lmHeadRows)
+    }
+
+    /// One training step (forward + dX backward) of `batch` sequences of prompt + response tokens, scoring the response.
+    static func trainingStep(_ c: DecoderConfig, batch: Int, prompt: Int, response: Int) -> Double {
+        2 * forward(c, lengths: Array(repeating: prompt + response, count: batch), lmHeadRows: batch * response)
+    }
+
+    /// Sampling `new` tokens after a `prompt`-token prompt for `batch` sequences: one prefill (vocabulary projection on
+    /// its last position), then new - 1 single-token steps over a growing cache.
+    static func sampling(_ c: DecoderConfig, batch: Int, prompt: Int, new: Int) -> Double {
+        var total = forward(c, lengths: Array(repeating: prompt, count: batch), lmHeadRows: batch)
+        for s in 1..<max(new, 1) {
+            // One new position per sequence at position prompt + s - 1 (0-based), attending to prompt + s keys.
+            let one = forward(c, lengths: [1], lmHeadRows: 1)
+            let h = Double(c.heads * c.headDim)
+            let extraKeys = Double(prompt + s - 1)  // forward(lengths: [1]) counted one key
+            total += Double(batch) * (one + 2 * Double(c.layers) * 2 * h * extraKeys)
+        }
+        return total
+    }
+
+    /// One PPO step as TRL runs it: old log-probs and values (policy) and reference log-probs (adapters off), each a
+    /// forward over the batch scoring the responses, then `epochs` passes of forward + backward over the batch.
+    static func ppoStep(_ c: DecoderConfig, batch: Int, prompt: Int, response: Int, epochs: Int) -> Double {
+        let fwd = forward(c, lengths: Array(repeating: prompt + response, count: batch), lmHeadRows: batch * response)
+        return 2 * fwd + Double(epochs) * 2 * fwd
+    }
+}
+
+/// "work=... GFLOP achieved=... GFLOP/s" for a bench line.
+func workFields(_ flop: Double, seconds: Double) -> String {
+    String(format: "work=%.1fGFLOP achieved=%.1fGFLOP/s", flop / 1e9, flop / seconds / 1e9)
+}
