@@ -9,18 +9,19 @@ import PPO
 import Tensors
 
 func benchPPO(_ path: String) throws {
+    let promptTokens = 12, newTokens = 32
     let batch = arg("--batch", 32), mini = arg("--mini-batch", 4), accum = arg("--accumulation", 2), epochs = arg("--epochs", 4)
     let model = try DecoderModel.load(gguf: GGUFFile(url: URL(fileURLWithPath: path)))
     let adapters = LoRAState(model: model.config, config: LoRAConfig(rank: 16, alpha: 32, dropout: 0.05, targets: [.q, .v]),
                              valueHead: true, seed: 1)
     var rng = RandomStream(seed: 11)
-    let prompts = (0..<batch).map { _ in (0..<12).map { _ in 100 + Int(rng.next() % 39_900) } }
+    let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in 100 + Int(rng.next() % 39_900) } }
     var c = PPOConfig()
     c.batchSize = batch; c.miniBatchSize = mini; c.gradientAccumulationSteps = accum; c.ppoEpochs = epochs
     c.learningRate = 1.41e-5; c.target = 10
     let state = PPOState(adapters: adapters, config: c)
     let gen = Generator(model: model, stopTokens: [], adapters: adapters)
-    let params = SamplingParameters(temperature: 1, topK: 0, topP: 1, maxNewTokens: 32, stopAtEOS: false)
+    let params = SamplingParameters(temperature: 1, topK: 0, topP: 1, maxNewTokens: newTokens, stopAtEOS: false)
     var bestGen = Double.infinity, bestStep = Double.infinity
     var breakdown = ""
     for round in 0..<3 {  // round 0 warms up
@@ -40,8 +41,8 @@ func benchPPO(_ path: String) throws {
             }
         }
     }
-    let genWork = DecoderWork.sampling(model.config, batch: batch, prompt: 12, new: 32)
-    let stepWork = DecoderWork.ppoStep(model.config, batch: batch, prompt: 12, response: 32, epochs: epochs)
+    let genWork = DecoderWork.sampling(model.config, batch: batch, prompt: promptTokens, new: newTokens)
+    let stepWork = DecoderWork.ppoStep(model.config, batch: batch, prompt: promptTokens, response: newTokens, epochs: epochs)
     print(String(format: "ppo batch=%d mini_batch=%d accumulation=%d epochs=%d isa=%@ generate=%.2fs step=%.2fs (%@) peak_rss=%.0fMB",
                  batch, mini, accum, epochs, KernelISA.name, bestGen, bestStep, breakdown, peakRSSMegabytes()))
     print("  generate: " + workFields(genWork, seconds: bestGen) + "; step: " + workFields(stepWork, seconds: bestStep))

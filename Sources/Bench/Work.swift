@@ -8,18 +8,27 @@
 import Llama
 
 enum DecoderWork {
-    /// Forward FLOPs over sequences of the given lengths (causal attention over all previous positions),
-    /// with the vocabulary projection on `lmHeadRows` rows.
-    static func forward(_ c: DecoderConfig, lengths: [Int], lmHeadRows: Int) -> Double {
+    /// Projection FLOPs of one token through every layer. Every decoder the engine loads has a gated MLP
+    /// (SwiGLU or GeGLU): gate, up and down.
+    private static func projectionsPerToken(_ c: DecoderConfig) -> Double {
         let h = Double(c.hiddenSize), f = Double(c.intermediateSize)
         let q = Double(c.heads * c.headDim), kv = Double(c.kvHeads * c.headDim)
-        // Every decoder the engine loads has a gated MLP (SwiGLU or GeGLU): gate, up and down.
-        let perToken = 2 * Double(c.layers) * (h * q + 2 * h * kv + q * h + 3 * h * f)
+        return 2 * Double(c.layers) * (h * q + 2 * h * kv + q * h + 3 * h * f)
+    }
+
+    /// Attention FLOPs of one query position over one key in every layer: its score and its weighted value
+    /// (per head, 2 x headDim multiply-adds).
+    private static func attentionPerKey(_ c: DecoderConfig) -> Double { 2 * Double(c.layers) * 2 * Double(c.heads * c.headDim) }
+
+    /// Vocabulary projection FLOPs of one row.
+    private static func lmHeadRow(_ c: DecoderConfig) -> Double { 2 * Double(c.hiddenSize) * Double(c.vocabSize) }
+
+    /// Forward FLOPs over sequences of the given lengths (causal: position p attends to p + 1 keys), with the
+    /// vocabulary projection on `lmHeadRows` rows.
+    static func forward(_ c: DecoderConfig, lengths: [Int], lmHeadRows: Int) -> Double {
         let tokens = Double(lengths.reduce(0, +))
-        // Scores and weighted values: each query position p attends to p + 1 keys (per head: 2 x headDim MACs a key).
         let pairs = lengths.reduce(0.0) { $0 + Double($1) * Double($1 + 1) / 2 }
-        let attention = 2 * Double(c.layers) * 2 * q * pairs
-        return perToken * tokens + attention + 2 * h * Double(c.vocabSize) * Double(lmHeadRows)
+        return projectionsPerToken(c) * tokens + attentionPerKey(c) * pairs + lmHeadRow(c) * Double(lmHeadRows)
     }
 
     /// One training step (forward + dX backward) of `batch` sequences of prompt + response tokens, scoring the response.
@@ -30,22 +39,18 @@ enum DecoderWork {
     /// Sampling `new` tokens after a `prompt`-token prompt for `batch` sequences: one prefill (vocabulary projection on
     /// its last position), then new - 1 single-token steps over a growing cache.
     static func sampling(_ c: DecoderConfig, batch: Int, prompt: Int, new: Int) -> Double {
-        var total = forward(c, lengths: Array(repeating: prompt, count: batch), lmHeadRows: batch)
-        for s in 1..<max(new, 1) {
-            // One new position per sequence at position prompt + s - 1 (0-based), attending to prompt + s keys.
-            let one = forward(c, lengths: [1], lmHeadRows: 1)
-            let h = Double(c.heads * c.headDim)
-            let extraKeys = Double(prompt + s - 1)  // forward(lengths: [1]) counted one key
-            total += Double(batch) * (one + 2 * Double(c.layers) * 2 * h * extraKeys)
-        }
-        return total
+        let prefill = forward(c, lengths: Array(repeating: prompt, count: batch), lmHeadRows: batch)
+        // Step s (1 ..< new) runs position prompt + s - 1, which attends to prompt + s keys.
+        let keys = (1..<max(new, 1)).reduce(0.0) { $0 + Double(prompt + $1) }
+        let steps = Double(max(new - 1, 0))
+        return prefill + Double(batch) * (steps * (projectionsPerToken(c) + lmHeadRow(c)) + attentionPerKey(c) * keys)
     }
 
     /// One PPO step as TRL runs it: old log-probs and values (policy) and reference log-probs (adapters off), each a
-    /// forward over the batch scoring the responses, then `epochs` passes of forward + backward over the batch.
+    /// forward over the batch scoring the responses, then `epochs` training passes over the batch.
     static func ppoStep(_ c: DecoderConfig, batch: Int, prompt: Int, response: Int, epochs: Int) -> Double {
-        let fwd = forward(c, lengths: Array(repeating: prompt + response, count: batch), lmHeadRows: batch * response)
-        return 2 * fwd + Double(epochs) * 2 * fwd
+        let step = trainingStep(c, batch: batch, prompt: prompt, response: response)  // = 2 forwards
+        return step + Double(epochs) * step
     }
 }
 
