@@ -124,12 +124,14 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
     /// layer to its input. No gradient of W is ever formed.
     /// With `transposed` (a reusable buffer) and enough rows, W^T is rebuilt in Float panels and the product
     /// runs on the forward's GEMM kernel, adding through `scratch` [rows, in] when accumulating.
+    /// `transposedIsFilled`: `transposed` already holds this layer's W^T (from `fillTransposed`), so calls
+    /// over consecutive chunks of rows share one rebuild; it is then used for any number of rows.
     public func inputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
-                              transposed: PackedWeight? = nil, scratch: UnsafeMutablePointer<Float>? = nil) {
+                              transposed: PackedWeight? = nil, transposedIsFilled: Bool = false,
+                              scratch: UnsafeMutablePointer<Float>? = nil) {
         guard rows > 0 else { return }
-        if let wt = transposed, rows >= Linear.transposeRows, inFeatures % 16 == 0, quantPanels != nil || packed != nil,
-           !accumulate || scratch != nil {
-            if let qp = quantPanels { wt.fillTransposed(of: qp) } else { wt.fillTransposed(of: packed!) }
+        if let wt = transposed, transposedIsFilled || rows >= Linear.transposeRows, canTranspose, !accumulate || scratch != nil {
+            if !transposedIsFilled { _ = fillTransposed(wt) }
             let out = accumulate ? scratch! : dx
             PackedGEMM.linear(out, dy, wt, bias: nil, m: rows)
             if accumulate { Vec.add(dx, out, rows * inFeatures) }
@@ -147,6 +149,18 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
                           beta: (accumulate || start > 0) ? 1 : 0, c: dx, ldc: n)
             }
         }
+    }
+
+    /// Whether W^T can be rebuilt in Float panels (the layer keeps Int8 or Float panels, in a multiple of 16).
+    public var canTranspose: Bool { inFeatures % 16 == 0 && (quantPanels != nil || packed != nil) }
+
+    /// Fills `wt` with W^T in Float panels for `inputGradient(…, transposed: wt, transposedIsFilled: true)`;
+    /// false (and `wt` untouched) when the layer cannot be transposed.
+    @discardableResult
+    public func fillTransposed(_ wt: PackedWeight) -> Bool {
+        guard canTranspose else { return false }
+        if let qp = quantPanels { wt.fillTransposed(of: qp) } else { wt.fillTransposed(of: packed!) }
+        return true
     }
 
     /// body(start, count, tile) for consecutive tiles of 256 weight rows, each dequantized into `tile`

@@ -172,10 +172,23 @@ extension LoRAState {
         let a = parameters + slot.a, b = parameters + slot.b
         withDropped(slot, x, rows: rows, dropout: dropout) { xd in
             withScratch(zOut, rows * r) { z in
-                parallelFor(rows, minPerChunk: max(1, 65536 / max(1, r * (n + out)))) { t in
-                    let zt = z + t * r, xt = xd + t * n, yt = y + t * out
-                    for j in 0..<r { zt[j] = Vec.dot(xt, a + j * n, n) }
-                    for o in 0..<out { yt[o] += s * Vec.dot(zt, b + o * r, r) }
+                // B^T [r, out], so that z B^T is r contiguous rows combined in registers, not out dot
+                // products of length r.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: r * out) { tb in
+                    let bT = tb.baseAddress!
+                    for o in 0..<out { for j in 0..<r { bT[j * out + o] = b[o * r + j] } }
+                    nonisolated(unsafe) let bTc = UnsafePointer(bT)
+                    parallelChunks(rows, minPerChunk: max(1, 65536 / max(1, r * (n + out)))) { range in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: out) { ub in
+                            let u = ub.baseAddress!
+                            for t in range {
+                                let zt = z + t * r, xt = xd + t * n, yt = y + t * out
+                                for j in 0..<r { zt[j] = Vec.dot(xt, a + j * n, n) }
+                                Vec.combineRows(u, zt, cStride: 1, bTc, ldm: out, m: r, n: out)
+                                Vec.axpy(yt, s, u, out)
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -190,20 +203,22 @@ extension LoRAState {
                   z: UnsafePointer<Float>, rows: Int, dropout: DropoutSettings?) {
         let r = config.rank, n = slot.inFeatures, out = slot.outFeatures, s = config.scale
         let a = parameters + slot.a, b = parameters + slot.b, gA = gradients + slot.a, gB = gradients + slot.b
-        // dB[o, :] += s sum_t dy[t, o] z[t, :]
+        // dB[o, :] += s (sum_t dy[t, o] z[t, :]), the sum in row order in registers.
         parallelChunks(out, minPerChunk: 16) { range in
-            for t in 0..<rows {
-                let zt = z + t * r, dyt = dy + t * out
-                for o in range { Vec.axpy(gB + o * r, s * dyt[o], zt, r) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: r) { sb in
+                let sum = sb.baseAddress!
+                for o in range {
+                    Vec.combineRows(sum, dy + o, cStride: out, z, ldm: r, m: rows, n: r)
+                    Vec.axpy(gB + o * r, s, sum, r)
+                }
             }
         }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * r) { dzb in
             let dz = dzb.baseAddress!
             // dz[t, :] = s sum_o dy[t, o] B[o, :]
             parallelFor(rows, minPerChunk: 8) { t in
-                let d = dz + t * r, dyt = dy + t * out
-                for j in 0..<r { d[j] = 0 }
-                for o in 0..<out { Vec.axpy(d, dyt[o], b + o * r, r) }
+                let d = dz + t * r
+                Vec.combineRows(d, dy + t * out, cStride: 1, b, ldm: r, m: out, n: r)
                 Vec.scale(d, s, r)
             }
             // dA[j, :] += sum_t dz[t, j] dropout(x)[t, :]

@@ -35,6 +35,10 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     /// Logits kept from the forward for the backward when they fit in this many Floats (128 MB by
     /// default: PPO's mini-batches of a few sequences); beyond it the backward recomputes them.
     public let keptLogitFloats: Int
+    /// The backward rebuilds the lm head's W^T in Float panels (kept in the buffer the layers' W^T reuse)
+    /// when it takes at most this many bytes: SmolLM2's 113 MB does, Gemma 3's 262k-token vocabulary
+    /// (671 MB at 270M) does not and keeps the reduction over its Int8 panels.
+    public static let transposedHeadBytes = 160 << 20
 
     private var buffer: UnsafeMutablePointer<Float>?
     private var capacity = 0
@@ -84,10 +88,13 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
                 return base + off
             }
             let h = take(T * H), o = take(T * H), act = take(T * I)
+            // Attention outputs are read again only by an o_proj adapter's backward: otherwise one buffer.
+            let keepsAtt = lora?.targets.contains(.o) ?? false
+            let sharedAtt = keepsAtt ? nil : take(T * qDim)
             io = []; records = []
             for _ in 0..<c.layers {
                 io.append(LayerIO(x: Self.dangling, h: h, q: take(T * qDim), k: take(T * kvDim), v: take(T * kvDim),
-                                  att: take(T * qDim), o: o, gate: take(T * I), up: take(T * I), act: act))
+                                  att: sharedAtt ?? take(T * qDim), o: o, gate: take(T * I), up: take(T * I), act: act))
                 var z = [UnsafeMutablePointer<Float>?](repeating: nil, count: LoRATarget.allCases.count)
                 if let lora { for t in lora.targets { z[t.index] = take(T * lora.rank) } }
                 records.append(LayerRecord(
@@ -261,6 +268,9 @@ extension DecoderModel {
         // d loss / d logits, one chunk at a time (kept or recomputed), into dFinal = dlogits W_out. The
         // kept logits become their gradient in place, so a second backward needs a new forward.
         let targets = arena.targets
+        // dFinal = dlogits W_out on W_out^T rebuilt once for every chunk (one pass over the vocabulary's
+        // weights) when that copy fits the budget; else each chunk reduces across the Int8 panels.
+        let headT = V * H * 4 <= TrainingArena.transposedHeadBytes && output.fillTransposed(arena.weightT)
         var start = 0
         while start < S {
             let n = min(TrainingArena.logitRows, S - start)
@@ -271,7 +281,8 @@ extension DecoderModel {
                 Softmax.logProbAndEntropyBackward(logits + i * V, V, target: targets[s0 + i],
                                                   dLogProb: dLogProbs[s0 + i], dEntropy: dEntropies[s0 + i])
             }
-            output.inputGradient(arena.dFinal + start * H, logits, rows: n)
+            output.inputGradient(arena.dFinal + start * H, logits, rows: n, transposed: headT ? arena.weightT : nil,
+                                 transposedIsFilled: headT)
             start += n
         }
         arena.hasForward = false

@@ -37,6 +37,37 @@ public enum Vec {
         while i < n { y[i] += alpha * x[i]; i += 1 }
     }
 
+    /// y[0 ..< n] = sum over i < m (in order) of c[i * cStride] * M[i * ldm ..< i * ldm + n]: a weighted sum
+    /// of m rows, for narrow n (a LoRA rank), with up to 32 columns at a time held in registers and stored
+    /// once (a run of `axpy`s would load and store y for every row).
+    @inlinable
+    public static func combineRows(_ y: UnsafeMutablePointer<Float>, _ c: UnsafePointer<Float>, cStride: Int,
+                                   _ M: UnsafePointer<Float>, ldm: Int, m: Int, n: Int) {
+        var j = 0
+        while j + 32 <= n {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            for i in 0..<m {
+                let w = SIMD8<Float>(repeating: c[i * cStride]), row = M + i * ldm + j
+                a0.addProduct(w, load8(row)); a1.addProduct(w, load8(row + 8))
+                a2.addProduct(w, load8(row + 16)); a3.addProduct(w, load8(row + 24))
+            }
+            store8(y + j, a0); store8(y + j + 8, a1); store8(y + j + 16, a2); store8(y + j + 24, a3)
+            j += 32
+        }
+        while j + 8 <= n {
+            var a0 = SIMD8<Float>()
+            for i in 0..<m { a0.addProduct(SIMD8<Float>(repeating: c[i * cStride]), load8(M + i * ldm + j)) }
+            store8(y + j, a0)
+            j += 8
+        }
+        while j < n {
+            var a: Float = 0
+            for i in 0..<m { a += c[i * cStride] * M[i * ldm + j] }
+            y[j] = a
+            j += 1
+        }
+    }
+
     /// y[i] += x[i]
     @inlinable @inline(__always)
     public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
