@@ -131,7 +131,7 @@ public final class Linear: @unchecked Sendable {  // reason: weights are immutab
                               scratch: UnsafeMutablePointer<Float>? = nil) {
         guard rows > 0 else { return }
         if let wt = transposed, transposedIsFilled || rows >= Linear.transposeRows, canTranspose, !accumulate || scratch != nil {
-            if !transposedIsFilled { _ = fillTransposed(wt) }
+            if !transposedIsFilled { fillTransposed(wt) }
             let out = accumulate ? scratch! : dx
             PackedGEMM.linear(out, dy, wt, bias: nil, m: rows)
             if accumulate { Vec.add(dx, out, rows * inFeatures) }

@@ -9,6 +9,7 @@
 // logits for the backward (up to `keptLogitFloats`); larger ones never hold [rows, vocab] at once and the
 // backward recomputes each chunk (one more lm-head GEMM instead of 4 x rows x vocab bytes).
 import Foundation
+import Layers
 import Tensors
 
 /// One training sequence: positions scoredFrom ..< tokens.count - 1 are scored, each predicting the next
@@ -269,8 +270,10 @@ extension DecoderModel {
         // kept logits become their gradient in place, so a second backward needs a new forward.
         let targets = arena.targets
         // dFinal = dlogits W_out on W_out^T rebuilt once for every chunk (one pass over the vocabulary's
-        // weights) when that copy fits the budget; else each chunk reduces across the Int8 panels.
-        let headT = V * H * 4 <= TrainingArena.transposedHeadBytes && output.fillTransposed(arena.weightT)
+        // weights) when that copy fits the budget and enough rows pay for it (Linear's own rule for a
+        // rebuild); else each chunk reduces across the Int8 panels.
+        let headT = S >= Linear.transposeRows && V * H * 4 <= TrainingArena.transposedHeadBytes
+            && output.fillTransposed(arena.weightT)
         var start = 0
         while start < S {
             let n = min(TrainingArena.logitRows, S - start)
