@@ -47,9 +47,9 @@ func benchTrain(_ path: String) throws {
     if CommandLine.arguments.contains("--profile") { profileLinears(model, rows: batch * L) }
     let tps = Double(batch * L) / best
     let work = workFields(DecoderWork.trainingStep(model.config, batch: batch, prompt: promptTokens, response: responseTokens), seconds: best)
-    print(String(format: "train model=%@ batch=%d tokens=%d+%d isa=%@ best=%.3fs (forward %.3fs, backward %.3fs) tokens/s=%.1f %@ arena=%.0fMB peak_rss=%.0fMB loaded_rss=%.0fMB",
+    print(String(format: "train model=%@ batch=%d tokens=%d+%d isa=%@ best=%.3fs (forward %.3fs, backward %.3fs) tokens/s=%.1f %@ arena=%.0fMB kept_transposes=%@ peak_rss=%.0fMB loaded_rss=%.0fMB",
                  (path as NSString).lastPathComponent, batch, promptTokens, responseTokens, KernelISA.name, best, bestForward,
-                 bestBackward, tps, work, Double(arena.reservedBytes) / 1e6, peakRSSMegabytes(), loadedRSS))
+                 bestBackward, tps, work, Double(arena.reservedBytes) / 1e6, arena.keepsTransposes ? "yes" : "no", peakRSSMegabytes(), loadedRSS))
 }
 
 /// GFLOP/s of the forward x W^T and of dX = dY W for each linear of layer 0 at `rows` rows (best of 3).

@@ -90,19 +90,25 @@ extension DecoderModel {
     @inline(__always)
     func projectBackward(_ target: LoRATarget, _ l: Int, _ lin: Linear, dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                          x: UnsafePointer<Float>, rows: Int, adapters: LoRAState, dropout: DropoutSettings?,
-                         record: LayerRecord, grad: LayerGradients, accumulate: Bool) {
-        lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: grad.weightT, scratch: grad.sum)
+                         record: LayerRecord, grad: LayerGradients, transposes: [PackedWeight?]?, accumulate: Bool) {
+        // A kept W^T serves the rows a rebuild would (Linear's rule), so both give the same bits.
+        if let wt = transposes?[target.index], rows >= Linear.transposeRows {
+            lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: wt, transposedIsFilled: true, scratch: grad.sum)
+        } else {
+            lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: grad.weightT, scratch: grad.sum)
+        }
         if let s = adapters.slot(layer: l, target), let z = record.loraZ[target.index] {
             adapters.backward(s, dx: dx, dy: dy, x: x, z: z, rows: rows, dropout: dropout)
         }
     }
 
     /// Backward of layer l. On entry dx holds dL/dx2 (the layer's output); on return dL/dx0. `io` holds the
-    /// forward's saved q, k, v, att, gate, up; `grad` is scratch. `attendBackward(dq, dk, dv, dAtt)` writes
+    /// forward's saved q, k, v, att, gate, up; `grad` is scratch; `transposes` the layer's kept W^T by
+    /// LoRATarget index, if any. `attendBackward(dq, dk, dv, dAtt)` writes
     /// the gradients of the rotated q, k and of v from dAtt.
     func layerBackward(_ l: Int, dx: UnsafeMutablePointer<Float>, io: LayerIO, record r: LayerRecord, grad: LayerGradients,
-                       rows T: Int, positions: UnsafePointer<Int>, adapters: LoRAState, dropout: DropoutSettings?,
-                       attendBackward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>) -> Void) {
+                       transposes: [PackedWeight?]?, rows T: Int, positions: UnsafePointer<Int>, adapters: LoRAState,
+                       dropout: DropoutSettings?, attendBackward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>) -> Void) {
         let c = config, w = layers[l]
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
         let h = io.h
@@ -115,13 +121,13 @@ extension DecoderModel {
         }
         c.activation.gated(io.act, gate: io.gate, gateStride: I, up: io.up, upStride: I, rows: T, n: I)
         projectBackward(.down, l, w.down, dx: grad.dAct, dy: dOut, x: io.act, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, accumulate: false)
+                        record: r, grad: grad, transposes: transposes, accumulate: false)
         c.activation.gatedBackward(dGate: grad.dAct, dUp: grad.dUp, dOut: grad.dAct, gate: io.gate, up: io.up, rows: T, n: I)
         Norms.rmsNorm(h, r.x1, weight: w.ffnNorm, rows: T, dim: H, eps: c.rmsEps)  // h2 again, same bits
         projectBackward(.gate, l, w.gate, dx: grad.dh, dy: grad.dAct, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, accumulate: false)
+                        record: r, grad: grad, transposes: transposes, accumulate: false)
         projectBackward(.up, l, w.up, dx: grad.dh, dy: grad.dUp, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, accumulate: true)
+                        record: r, grad: grad, transposes: transposes, accumulate: true)
         Norms.rmsNormBackward(dx, grad.dh, x: r.x1, rstd: r.rstd2, weight: w.ffnNorm, rows: T, dim: H, accumulate: true)
 
         // Attention: x1 = x0 + [norm](o), o = att Wo^T.
@@ -131,7 +137,7 @@ extension DecoderModel {
             dO = UnsafePointer(grad.dO)
         }
         projectBackward(.o, l, w.o, dx: grad.dAtt, dy: dO, x: io.att, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, accumulate: false)
+                        record: r, grad: grad, transposes: transposes, accumulate: false)
         attendBackward(grad.dq, grad.dk, grad.dv, grad.dAtt)
         let rope = rope(layer: l)
         rope.apply(grad.dq, rows: T, stride: qDim, heads: c.heads, headDim: hd, positions: positions, inverse: true)
@@ -144,11 +150,11 @@ extension DecoderModel {
         }
         Norms.rmsNorm(h, r.x0, weight: w.attnNorm, rows: T, dim: H, eps: c.rmsEps)  // h1 again, same bits
         projectBackward(.q, l, w.q, dx: grad.dh, dy: grad.dq, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, accumulate: false)
+                        record: r, grad: grad, transposes: transposes, accumulate: false)
         projectBackward(.k, l, w.k, dx: grad.dh, dy: grad.dk, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, accumulate: true)
+                        record: r, grad: grad, transposes: transposes, accumulate: true)
         projectBackward(.v, l, w.v, dx: grad.dh, dy: grad.dv, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, accumulate: true)
+                        record: r, grad: grad, transposes: transposes, accumulate: true)
         Norms.rmsNormBackward(dx, grad.dh, x: r.x0, rstd: r.rstd1, weight: w.attnNorm, rows: T, dim: H, accumulate: true)
     }
 }

@@ -17,6 +17,9 @@ public struct DecoderLayerWeights: @unchecked Sendable {  // reason: Linear inst
     public var ffnNorm: [Float]
     public var gate: Linear, up: Linear, down: Linear
     public var postFfnNorm: [Float]?
+
+    /// The seven linears in LoRATarget order (q, k, v, o, gate, up, down).
+    public var linears: [Linear] { [q, k, v, o, gate, up, down] }
 }
 
 /// Which positions get logits back from a forward pass.

@@ -41,6 +41,13 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     /// (671 MB at 270M) does not and keeps the reduction over its Int8 panels.
     public static let transposedHeadBytes = 160 << 20
 
+    /// What the arena may hold in all, in bytes: when the frozen layers' W^T in Float panels (and the
+    /// head's, within `transposedHeadBytes`) fit beside the buffers of the last reservation, they are
+    /// built once and kept for the arena's life instead of being rebuilt at every backward (SmolLM2:
+    /// 538 MB beside a few sequences' 150 MB; 32 sequences' 1 GB of activations rebuild as before).
+    /// The same products run on the same panels either way: the budget never changes a number.
+    public let memoryBudget: Int
+
     private var buffer: UnsafeMutablePointer<Float>?
     private var capacity = 0
     /// Bytes of the last reservation (the benchmark reports it).
@@ -60,6 +67,13 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     var io: [LayerIO] = []
     var records: [LayerRecord] = []
     let weightT = PackedWeight()
+    /// Kept W^T of each layer's linears ([layer][LoRATarget.index]; nil where one cannot be transposed) and
+    /// of the lm head, built for `residentModel`.
+    private(set) var residentT: [[PackedWeight?]] = []
+    private(set) var residentHeadT: PackedWeight?
+    private weak var residentModel: DecoderModel?
+    /// Whether the last backward ran on kept transposes (the benchmark reports it).
+    public var keepsTransposes: Bool { !residentT.isEmpty }
     lazy var grads = LayerGradients(dh: TrainingArena.dangling, dO: TrainingArena.dangling, dAct: TrainingArena.dangling, dUp: TrainingArena.dangling,
                                     dq: TrainingArena.dangling, dAtt: TrainingArena.dangling, dk: TrainingArena.dangling, dv: TrainingArena.dangling,
                                     sum: TrainingArena.dangling, weightT: weightT)
@@ -73,7 +87,48 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
 
     static var dangling: UnsafeMutablePointer<Float> { UnsafeMutablePointer(bitPattern: 64)! }
 
-    public init(keptLogitFloats: Int = 32 << 20) { self.keptLogitFloats = keptLogitFloats }
+    public init(keptLogitFloats: Int = 32 << 20, memoryBudget: Int = 1 << 30) {
+        self.keptLogitFloats = keptLogitFloats
+        self.memoryBudget = memoryBudget
+    }
+
+    /// Bytes of the kept transposes `model` would take.
+    public static func residentBytes(_ model: DecoderModel) -> Int {
+        let layers = model.layers.reduce(0) { sum, w in
+            sum + w.linears.reduce(0) { $0 + ($1.canTranspose ? $1.inFeatures * $1.outFeatures * 4 : 0) }
+        }
+        let head = model.output.inFeatures * model.output.outFeatures * 4
+        return layers + (head <= transposedHeadBytes && model.output.canTranspose ? head : 0)
+    }
+
+    /// Whether the backward of `model` runs on kept transposes: builds them on first use when they fit the
+    /// budget beside the current reservation, drops them when they no longer do.
+    func useResidentTransposes(_ model: DecoderModel) -> Bool {
+        let bytes = Self.residentBytes(model)
+        guard reservedBytes + bytes <= memoryBudget else {
+            residentT = []; residentHeadT = nil; residentModel = nil
+            return false
+        }
+        if residentModel === model && !residentT.isEmpty { return true }
+        residentT = model.layers.map { w in
+            w.linears.map { lin in
+                guard lin.canTranspose else { return nil }
+                let t = PackedWeight()
+                lin.fillTransposed(t)
+                return t
+            }
+        }
+        let head = model.output
+        if head.inFeatures * head.outFeatures * 4 <= Self.transposedHeadBytes && head.canTranspose {
+            let t = PackedWeight()
+            head.fillTransposed(t)
+            residentHeadT = t
+        } else {
+            residentHeadT = nil
+        }
+        residentModel = model
+        return true
+    }
     deinit { buffer?.deallocate() }
 
     /// Lays out every buffer for `seqs` on model c (two passes: count, then assign).
@@ -272,8 +327,16 @@ extension DecoderModel {
         // dFinal = dlogits W_out on W_out^T rebuilt once for every chunk (one pass over the vocabulary's
         // weights) when that copy fits the budget and enough rows pay for it (Linear's own rule for a
         // rebuild); else each chunk reduces across the Int8 panels.
-        let headT = S >= Linear.transposeRows && V * H * 4 <= TrainingArena.transposedHeadBytes
-            && output.fillTransposed(arena.weightT)
+        let resident = arena.useResidentTransposes(self)
+        let headBuffer = resident ? arena.residentHeadT : arena.weightT
+        let headT: Bool
+        if S < Linear.transposeRows || headBuffer == nil {
+            headT = false
+        } else if resident {
+            headT = true
+        } else {
+            headT = V * H * 4 <= TrainingArena.transposedHeadBytes && output.fillTransposed(arena.weightT)
+        }
         var start = 0
         while start < S {
             let n = min(TrainingArena.logitRows, S - start)
@@ -284,7 +347,7 @@ extension DecoderModel {
                 Softmax.logProbAndEntropyBackward(logits + i * V, V, target: targets[s0 + i],
                                                   dLogProb: dLogProbs[s0 + i], dEntropy: dEntropies[s0 + i])
             }
-            output.inputGradient(arena.dFinal + start * H, logits, rows: n, transposed: headT ? arena.weightT : nil,
+            output.inputGradient(arena.dFinal + start * H, logits, rows: n, transposed: headT ? headBuffer : nil,
                                  transposedIsFilled: headT)
             start += n
         }
@@ -320,8 +383,8 @@ extension DecoderModel {
             for l in layers.indices.reversed() {
                 let io = arena.io[l], rec = arena.records[l]
                 let window = c.slidingLayers[l] ? c.slidingWindow : nil
-                layerBackward(l, dx: dx, io: io, record: rec, grad: arena.grads, rows: T, positions: pos,
-                              adapters: adapters, dropout: dropout) { dq, dk, dv, dAtt in
+                layerBackward(l, dx: dx, io: io, record: rec, grad: arena.grads, transposes: resident ? arena.residentT[l] : nil,
+                              rows: T, positions: pos, adapters: adapters, dropout: dropout) { dq, dk, dv, dAtt in
                     // One item per (sequence, key/value head): no two items write the same dk/dv rows.
                     parallelFor(seqs.count * c.kvHeads) { item in
                         let s = item / c.kvHeads, g = item % c.kvHeads, st = starts[s]

@@ -230,8 +230,9 @@ final class TrainingTests: XCTestCase {
     }
 
     /// On a quantized model and a batch of more than `Linear.expandRows` rows (Int8 panels expanded to
-    /// Float panels, W^T rebuilt for dX), the training forward still has the inference bits, and the
-    /// gradient equals the one computed sequence by sequence (small batches: the other kernels).
+    /// Float panels, W^T rebuilt or kept for dX), the training forward still has the inference bits, the
+    /// gradient is the same with kept and rebuilt transposes, and it equals the one computed sequence by
+    /// sequence (small batches: the other kernels).
     func testLongBatchesOnAQuantizedModel() throws {
         let model = try DecoderModel.load(gguf: GGUFFile(url: TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf")))
         var rng = RandomStream(seed: 31)
@@ -257,6 +258,15 @@ final class TrainingTests: XCTestCase {
         adapters.zeroGradients()
         model.trainingBackward(arena: arena, adapters: adapters, dLogProbs: c1, dEntropies: c2, dValues: c3)
         let whole = Array(UnsafeBufferPointer(start: adapters.gradients, count: adapters.count))
+        // The arena kept every W^T (they fit its budget); one that may not rebuilds them: same bits.
+        XCTAssertFalse(arena.residentT.isEmpty, "the default budget keeps SmolLM2's transposes beside 280 rows")
+        let rebuilding = TrainingArena(keptLogitFloats: 0, memoryBudget: 0)
+        adapters.zeroGradients()
+        _ = try model.trainingForward(seqs, adapters: adapters, arena: rebuilding)
+        model.trainingBackward(arena: rebuilding, adapters: adapters, dLogProbs: c1, dEntropies: c2, dValues: c3)
+        XCTAssertTrue(rebuilding.residentT.isEmpty)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: adapters.gradients, count: adapters.count)), whole,
+                       "kept W^T vs rebuilt at each backward")
         adapters.zeroGradients()
         var at = 0
         for s in seqs {
