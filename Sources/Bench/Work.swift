@@ -48,9 +48,11 @@ enum DecoderWork {
 
     /// One PPO step as TRL runs it: old log-probs and values (policy) and reference log-probs (adapters off), each a
     /// forward over the batch scoring the responses, then `epochs` training passes over the batch.
-    static func ppoStep(_ c: DecoderConfig, batch: Int, prompt: Int, response: Int, epochs: Int) -> Double {
+    /// The old-policy and reference forwards (or the reference's alone when the sampler recorded the old
+    /// log-probs and values), then `epochs` forward + backward passes.
+    static func ppoStep(_ c: DecoderConfig, batch: Int, prompt: Int, response: Int, epochs: Int, oldForward: Bool = true) -> Double {
         let step = trainingStep(c, batch: batch, prompt: prompt, response: response)  // = 2 forwards
-        return step + Double(epochs) * step
+        return (oldForward ? step : step / 2) + Double(epochs) * step
     }
 }
 

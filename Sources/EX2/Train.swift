@@ -227,7 +227,7 @@ public final class Trainer: @unchecked Sendable {  // reason: one training loop 
         // Rollouts from the adapted policy, TRL's settings: temperature 1, no top-k/top-p, stop after the first EOS.
         phase?(.sampling, 0, idx.count)
         let stepSeed = Generator.sequenceSeed(c.seed ^ 0x5A3B_1E00_0000_0000, s)
-        let gen = Generator(model: policy.model, stopTokens: stopTokens, adapters: state.adapters)
+        let gen = Generator(model: policy.model, stopTokens: stopTokens, adapters: state.adapters, recordsPolicyOutputs: true)
         let params = SamplingParameters(temperature: 1, topK: 0, topP: 1, maxNewTokens: request.maxNewTokens)
         let results = gen.generate(prompts: idx.map { queryTokens[$0] }, seeds: idx.indices.map { Generator.sequenceSeed(stepSeed, $0) },
                                    params: params, batchSize: request.samplingBatchSize) { done, total in
@@ -249,7 +249,11 @@ public final class Trainer: @unchecked Sendable {  // reason: one training loop 
 
         phase?(.optimising, 0, 1)
         beforeOptimising?(state, s + 1)
-        let rollouts = idx.indices.map { Rollout(query: queryTokens[idx[$0]], response: results[$0].tokens, score: scores[$0]) }
+        // The sampler's log-probs and values are the step's old ones (same adapters, no dropout): no second forward.
+        let rollouts = idx.indices.map {
+            Rollout(query: queryTokens[idx[$0]], response: results[$0].tokens, score: scores[$0],
+                    policyLogProbs: results[$0].policyLogProbs, values: results[$0].values)
+        }
         var stats: [String: Double]
         do {
             stats = try PPOStep.run(model: policy.model, state: state, rollouts: rollouts, config: c, shouldStop: shouldStop)

@@ -9,6 +9,12 @@ public struct GenerationResult: Sendable, Equatable {
     public var tokens: [Int]
     public var logprobs: [Float]
     public var finishReason: FinishReason
+    /// With `Generator.recordsPolicyOutputs`: per token, what a training forward (no dropout) of prompt ++
+    /// tokens with the same adapters returns at the position that predicted it: log p(token) and the value
+    /// head's output, computed with the training forward's own reductions on the same logits and final
+    /// hidden state, so they have its bits (PPO's old log-probs and values without a second forward).
+    public var policyLogProbs: [Float] = []
+    public var values: [Float] = []
 }
 
 public struct Generator: Sendable {
@@ -16,11 +22,14 @@ public struct Generator: Sendable {
     public let stopTokens: Set<Int>
     /// LoRA adapters applied as a side path of the adapted layers (nil: the base model).
     public let adapters: LoRAState?
+    /// Fill each result's policyLogProbs and (when the adapters carry a value head) values.
+    public let recordsPolicyOutputs: Bool
 
-    public init(model: DecoderModel, stopTokens: Set<Int>, adapters: LoRAState? = nil) {
+    public init(model: DecoderModel, stopTokens: Set<Int>, adapters: LoRAState? = nil, recordsPolicyOutputs: Bool = false) {
         self.model = model
         self.stopTokens = stopTokens
         self.adapters = adapters
+        self.recordsPolicyOutputs = recordsPolicyOutputs
     }
 
     /// The seed of sequence `index` drawn under a run seed: a sequence's stream depends only on these two.
@@ -62,13 +71,27 @@ public struct Generator: Sendable {
             let logits = model.forward(chunks, cache: cache, logits: .lastOfEachChunk, workspace: ws, adapters: adapters)
             // Sequences sample in parallel: each owns its random stream and its output slot.
             var picked = [(Int, Float)](repeating: (0, 0), count: active.count)
+            // Policy outputs as Training.swift reduces them: Softmax.logProbAndEntropy of the row, and the
+            // value head's dot product on the final-normed hidden state (left in ws.h by the forward).
+            var policy = [(Float, Float)](repeating: (0, 0), count: recordsPolicyOutputs ? active.count : 0)
+            let H = model.config.hiddenSize
+            let valueHead = recordsPolicyOutputs ? adapters.flatMap { a in a.valueHeadOffset.map { a.parameters + $0 } } : nil
+            nonisolated(unsafe) let hidden = UnsafePointer(ws.h), vw = valueHead.map { UnsafePointer($0) }
             logits.withUnsafeBufferPointer { lp in
                 rngs.withUnsafeMutableBufferPointer { rp in
                     picked.withUnsafeMutableBufferPointer { pp in
-                        nonisolated(unsafe) let rngp = rp.baseAddress!, out = pp.baseAddress!
-                        let act = active
-                        parallelFor(act.count) { row in
-                            out[row] = Sampler.sample(lp.baseAddress! + row * V, vocab: V, params: params, rng: &rngp[act[row]])
+                        policy.withUnsafeMutableBufferPointer { pop in
+                            nonisolated(unsafe) let rngp = rp.baseAddress!, out = pp.baseAddress!, pout = pop.baseAddress
+                            let act = active, record = recordsPolicyOutputs
+                            parallelFor(act.count) { row in
+                                let z = lp.baseAddress! + row * V
+                                out[row] = Sampler.sample(z, vocab: V, params: params, rng: &rngp[act[row]])
+                                if record {
+                                    let lpv = Softmax.logProbAndEntropy(z, V, target: out[row].0).logProb
+                                    let value = vw.map { Vec.dot(hidden + row * H, $0, H) + $0[H] } ?? 0
+                                    pout![row] = (lpv, value)
+                                }
+                            }
                         }
                     }
                 }
@@ -78,6 +101,10 @@ public struct Generator: Sendable {
                 let (tok, lpv) = picked[row]
                 results[s].tokens.append(tok)
                 results[s].logprobs.append(lpv)
+                if recordsPolicyOutputs {
+                    results[s].policyLogProbs.append(policy[row].0)
+                    if valueHead != nil { results[s].values.append(policy[row].1) }
+                }
                 if params.stopAtEOS && stopTokens.contains(tok) {
                     results[s].finishReason = .eos
                 } else if prompts[s].count + results[s].tokens.count < model.config.maxPositions {

@@ -27,6 +27,9 @@ public struct TrainingOutputs: Sendable, Equatable {
     public var logProbs: [Float]
     public var entropies: [Float]
     public var values: [Float]
+    public init(logProbs: [Float], entropies: [Float], values: [Float]) {
+        self.logProbs = logProbs; self.entropies = entropies; self.values = values
+    }
 }
 
 /// Everything a training forward keeps for its backward, sized once for the largest batch seen and reused.

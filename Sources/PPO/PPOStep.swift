@@ -77,7 +77,15 @@ public struct Rollout: Sendable, Codable, Equatable {
     public var query: [Int]
     public var response: [Int]
     public var score: Float
-    public init(query: [Int], response: [Int], score: Float) { self.query = query; self.response = response; self.score = score }
+    /// The policy's log-probabilities and values of the response tokens as the sampler recorded them
+    /// (Generator.recordsPolicyOutputs, with the adapters this step starts from): the step's own forward
+    /// would recompute exactly these bits, so it takes them instead. Nil: the step runs that forward.
+    public var policyLogProbs: [Float]?
+    public var values: [Float]?
+    public init(query: [Int], response: [Int], score: Float, policyLogProbs: [Float]? = nil, values: [Float]? = nil) {
+        self.query = query; self.response = response; self.score = score
+        self.policyLogProbs = policyLogProbs; self.values = values
+    }
 }
 
 /// What persists from step to step: the adapters and value head, Adam's moments, the KL coefficient, the
@@ -166,13 +174,24 @@ public enum PPOStep {
         // Rows are computed independently of their batch-mates, so the chunk size changes no number; 8
         // sequences keep the GEMMs long without a large arena.
         let chunk = max(8, c.miniBatchSize)
+        // TRL recomputes the old log-probs and values with a forward in eval mode. The sampler recorded the
+        // same numbers when it ran with these adapters and no dropout (Generator.recordsPolicyOutputs: same
+        // kernels, rows independent of their batch, the training forward's reductions; GenerationTests pins
+        // the bits), so rollouts that carry them skip that forward. "full" KL needs whole distributions.
+        let sampled = c.klPenalty != .full && rollouts.allSatisfy {
+            $0.policyLogProbs?.count == $0.response.count && $0.values?.count == $0.response.count
+        }
         var start = 0
         while start < bs {
             if shouldStop?() == true { throw PPOError.cancelled }
             let part = Array(seqs[start..<min(bs, start + chunk)])
             let pol: TrainingOutputs, ref: TrainingOutputs
             var kl: [Float] = []
-            if c.klPenalty == .full {
+            if sampled {
+                let rs = rollouts[start..<min(bs, start + chunk)]
+                pol = TrainingOutputs(logProbs: rs.flatMap { $0.policyLogProbs! }, entropies: [], values: rs.flatMap { $0.values! })
+                ref = try model.trainingForward(part, adapters: nil, arena: arena)
+            } else if c.klPenalty == .full {
                 // TRL's "full": sum over the vocabulary of p (log p - log p_ref) at each response position,
                 // from the whole log-softmax rows of both forwards (the policy's kept until the reference's).
                 let rows = part.reduce(0) { $0 + $1.scoredCount }

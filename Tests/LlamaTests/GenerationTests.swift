@@ -44,6 +44,54 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(out[1].tokens.count, 10)
     }
 
+    /// What the sampler records for PPO (policyLogProbs, values) has the bits of a training forward over
+    /// prompt ++ response with the same adapters and no dropout, so PPO's step may take them for its
+    /// old-policy forward: on a dense and a quantized model, with adapters on several modules and a value
+    /// head, batches of several sizes (long and short GEMMs), ragged prompts and EOS stops.
+    func testRecordedPolicyOutputsHaveTheTrainingForwardsBits() throws {
+        try checkRecordedPolicyOutputs("tiny-llama", try tinyModel())
+    }
+
+    func testRecordedPolicyOutputsHaveTheTrainingForwardsBitsOnSmolLM2() throws {
+        let url = try TestPaths.model("SmolLM2-135M-Instruct.Q4_1.gguf")
+        try checkRecordedPolicyOutputs("SmolLM2 Q4_1", try DecoderModel.load(gguf: GGUFFile(url: url)))
+    }
+
+    func checkRecordedPolicyOutputs(_ name: String, _ model: DecoderModel) throws {
+        do {
+            var rng = RandomStream(seed: 17)
+            let adapters = LoRAState(model: model.config, config: LoRAConfig(rank: 4, alpha: 8, dropout: 0.05, targets: [.q, .v, .up]),
+                                     valueHead: true, seed: 4)
+            for s in adapters.slots { for j in 0..<(4 * s.outFeatures) { adapters.parameters[s.b + j] = rng.nextGaussian() * 0.05 } }
+            for j in 0..<model.config.hiddenSize { adapters.parameters[adapters.valueHeadOffset! + j] = rng.nextGaussian() * 0.1 }
+            let vocab = min(model.config.vocabSize, 4000)
+            let prompts = (0..<11).map { i in (0..<(1 + (i * 5) % 13)).map { _ in 3 + Int(rng.next() % UInt64(vocab - 3)) } }
+            // A frequent token as EOS so that some sequences stop early.
+            let probe = Generator(model: model, stopTokens: [])
+                .generate(prompts: prompts, seeds: prompts.indices.map { UInt64($0) }, params: SamplingParameters(maxNewTokens: 6, stopAtEOS: false))
+            let eos = probe.flatMap(\.tokens).reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 }.max { $0.value < $1.value }!.key
+            let gen = Generator(model: model, stopTokens: [eos], adapters: adapters, recordsPolicyOutputs: true)
+            let params = SamplingParameters(temperature: 1, topK: 0, topP: 1, maxNewTokens: 12)
+            for batch in [11, 3] {
+                let out = gen.generate(prompts: prompts, seeds: prompts.indices.map { UInt64(100 + $0) }, params: params, batchSize: batch)
+                XCTAssertTrue(out.contains { $0.finishReason == .eos }, "\(name): no sequence stopped at EOS")
+                let seqs = zip(prompts, out).map { TrainingSequence(tokens: $0 + $1.tokens, scoredFrom: $0.count - 1) }
+                let train = try model.trainingForward(seqs, adapters: adapters, dropout: nil, arena: TrainingArena())
+                XCTAssertEqual(out.flatMap(\.policyLogProbs), train.logProbs, "\(name), batch \(batch): log-probs")
+                XCTAssertEqual(out.flatMap(\.values), train.values, "\(name), batch \(batch): values")
+                for r in out {
+                    XCTAssertEqual(r.policyLogProbs.count, r.tokens.count)
+                    XCTAssertEqual(r.values.count, r.tokens.count)
+                    for (a, b) in zip(r.policyLogProbs, r.logprobs) { XCTAssertEqual(a, b, accuracy: 1e-4, "\(name): the sampler's own log-prob") }
+                }
+            }
+            // Without the flag nothing is recorded.
+            let plain = Generator(model: model, stopTokens: [eos], adapters: adapters)
+                .generate(prompts: Array(prompts.prefix(2)), seeds: [1, 2], params: params)
+            XCTAssertTrue(plain.allSatisfy { $0.policyLogProbs.isEmpty && $0.values.isEmpty })
+        }
+    }
+
     func testLogprobsAreLogSoftmaxOfTheModel() throws {
         let model = try tinyModel()
         let gen = Generator(model: model, stopTokens: [])

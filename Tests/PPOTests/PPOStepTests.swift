@@ -61,6 +61,48 @@ final class PPOStepTests: XCTestCase {
         XCTAssertLessThan(worstStat, 5e-4, "\(name): stat \(worstKey)")
     }
 
+    /// Rollouts that carry the old policy's log-probs and values (as the sampler records them, bits pinned
+    /// by GenerationTests) give exactly the step that recomputes them; carried numbers are really used.
+    func testCarriedOldLogProbsAndValuesGiveTheRecomputedStep() throws {
+        let dir = Self.fixtures
+        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("rollouts.json").path) else {
+            throw XCTSkip("SKIPPED: fixture \(dir.path)/rollouts.json is missing; run scripts/fixtures/ppo_step_fixtures.py")
+        }
+        let model = try DecoderModel.load(hfDirectory: Self.root.appendingPathComponent("Tests/LlamaTests/Fixtures/train/tiny-llama-gqa/model"))
+        func start() throws -> LoRAState {
+            try PEFTAdapter.load(dir.appendingPathComponent("start/adapter"), model: model.config,
+                                 valueHead: dir.appendingPathComponent("start/value_head.safetensors"))
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("rollouts.json"))) as! [String: Any]
+        let q = (json["queries"] as! [[NSNumber]]).map { $0.map(\.intValue) }, r = (json["responses"] as! [[NSNumber]]).map { $0.map(\.intValue) }
+        let sc = (json["scores"] as! [NSNumber]).map(\.floatValue)
+        let plain = (0..<q.count).map { Rollout(query: q[$0], response: r[$0], score: sc[$0]) }
+        let a0 = try start()
+        let old = try model.trainingForward(plain.map { TrainingSequence(tokens: $0.query + $0.response, scoredFrom: $0.query.count - 1) },
+                                            adapters: a0, arena: TrainingArena())
+        var carried: [Rollout] = [], at = 0
+        for p in plain {
+            let n = p.response.count
+            carried.append(Rollout(query: p.query, response: p.response, score: p.score, policyLogProbs: Array(old.logProbs[at..<at + n]),
+                                   values: Array(old.values[at..<at + n])))
+            at += n
+        }
+        var c = PPOConfig()
+        c.batchSize = plain.count; c.learningRate = 1e-3; c.miniBatchSize = 2; c.gradientAccumulationSteps = 1; c.ppoEpochs = 2
+        let order = [Array(0..<plain.count), Array((0..<plain.count).reversed())]
+        func step(_ rollouts: [Rollout]) throws -> ([Float], [String: Double]) {
+            let state = PPOState(adapters: try start(), config: c)
+            let stats = try PPOStep.run(model: model, state: state, rollouts: rollouts, config: c, order: order)
+            return (Array(UnsafeBufferPointer(start: state.adapters.parameters, count: state.adapters.count)), stats)
+        }
+        let (p1, s1) = try step(plain), (p2, s2) = try step(carried)
+        XCTAssertEqual(p1, p2, "parameters after the step")
+        for (k, v) in s1 where !k.hasPrefix("time/") { XCTAssertEqual(v, s2[k], "stat \(k)") }
+        var shifted = carried
+        for i in shifted.indices { shifted[i].values = shifted[i].values!.map { $0 + 0.5 } }
+        XCTAssertNotEqual(try step(shifted).0, p1, "carried values must be what the step uses")
+    }
+
     func testWholeBatchFourEpochsMatchesTRL() throws {
         try check("whole") { c in c.miniBatchSize = 4; c.gradientAccumulationSteps = 1; c.ppoEpochs = 4 }
     }
