@@ -290,7 +290,9 @@ public func addReLU(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
         var i = start
         let zero = SIMD8<Float>()
         while i + 8 <= end {
-            store(pointwiseMax(load(yp + i) + load(xp + i), zero), yp + i)
+            var v = load(yp + i) + load(xp + i)
+            v.replace(with: zero, where: v .< zero)
+            store(v, yp + i)
             i += 8
         }
         while i < end { yp[i] = max(yp[i] + xp[i], 0); i += 1 }

@@ -123,7 +123,8 @@ public enum Vec {
         var i = 0
         if n >= 8 {
             var acc = SIMD8<Float>(repeating: -.infinity)
-            while i + 8 <= n { acc = pointwiseMax(acc, load8(x + i)); i += 8 }
+            // replace(with:where:) inlines to one vmaxps; the stdlib's pointwiseMax stays an out-of-line call.
+            while i + 8 <= n { let v = load8(x + i); acc.replace(with: v, where: v .> acc); i += 8 }
             m = acc.max()
         }
         while i < n { m = Swift.max(m, x[i]); i += 1 }
@@ -137,7 +138,9 @@ extension Vec {
     @inlinable @inline(__always)
     public static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let hi = SIMD8<Float>(repeating: 88.3762626647949), lo = SIMD8<Float>(repeating: -87.3365447505531)
-        let xc = pointwiseMin(pointwiseMax(x, lo), hi)
+        var xc = x  // clamped to [lo, hi] (masked blends: pointwiseMin/Max are out-of-line calls)
+        xc.replace(with: lo, where: x .< lo)
+        xc.replace(with: hi, where: x .> hi)
         let fx = (xc * 1.44269504088896341 + 0.5).rounded(.down)
         var r = xc - fx * 0.693359375
         r = r + fx * 2.12194440e-4
