@@ -58,10 +58,10 @@ public enum QuantPanelGEMM {
         if m > expandRows {
             // Rows in slabs that keep x in L2; each slab re-expands the panels (cheap next to the GEMM).
             let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)
-            var s0 = 0
-            while s0 < m {
-                let rows = min(slab, m - s0)
-                if KernelISA.avx512 {
+            if KernelISA.avx512 {
+                var s0 = 0
+                while s0 < m {
+                    let rows = min(slab, m - s0)
                     parallelChunks(w.panels, minPerChunk: 2) { range in
                         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 * k + partialScratchFloats(rows: rows)) { buf in
                             quantPanelsExpanded512(y, x, w.data, groups: groups, bias: bias, n: n, k: k,
@@ -71,11 +71,17 @@ public enum QuantPanelGEMM {
                         }
                     }
                     s0 += rows
-                    continue
                 }
-                parallelChunks(w.panels, minPerChunk: 2) { range in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * k) { buf in
-                        let fp = buf.baseAddress!
+                return
+            }
+            // The slabs run inside one parallel loop (each core takes its panels through every slab): one
+            // wait for the slower core per call instead of one per slab.
+            parallelChunks(w.panels, minPerChunk: 2) { range in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * k) { buf in
+                    let fp = buf.baseAddress!
+                    var s0 = 0
+                    while s0 < m {
+                        let rows = min(slab, m - s0)
                         for p in range {
                             expand(fp, w.data + p * groups * QuantPanelWeight.groupBytes, groups: groups)
                             var r0 = s0
@@ -85,9 +91,9 @@ public enum QuantPanelGEMM {
                                 r0 += mr
                             }
                         }
+                        s0 += rows
                     }
                 }
-                s0 += rows
             }
             return
         }

@@ -124,10 +124,10 @@ public enum PackedGEMM {
                               bias: UnsafePointer<Float>?, m: Int) {
         let n = w.n, k = w.k
         let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)  // rows of x per slab: ~384 KB of x
-        var s0 = 0
-        while s0 < m {
-            let rows = min(slab, m - s0)
-            if KernelISA.avx512 {
+        if KernelISA.avx512 {
+            var s0 = 0
+            while s0 < m {
+                let rows = min(slab, m - s0)
                 parallelChunks(w.panels, minPerChunk: 2) { range in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: partialScratchFloats(rows: rows)) { partial in
                         packedPanels512(y, x, w.data, bias: bias, n: n, k: k, panelLo: range.lowerBound, panelHi: range.upperBound,
@@ -135,9 +135,15 @@ public enum PackedGEMM {
                     }
                 }
                 s0 += rows
-                continue
             }
-            parallelChunks(w.panels, minPerChunk: 2) { range in
+            return
+        }
+        // The slabs run inside one parallel loop: each core takes its panels through every slab, so a call
+        // waits for the slower core once instead of once per slab (176 rows at k = 1536 are 3 slabs).
+        parallelChunks(w.panels, minPerChunk: 2) { range in
+            var s0 = 0
+            while s0 < m {
+                let rows = min(slab, m - s0)
                 for p in range {
                     var r0 = s0
                     while r0 < s0 + rows {
@@ -146,8 +152,8 @@ public enum PackedGEMM {
                         r0 += mr
                     }
                 }
+                s0 += rows
             }
-            s0 += rows
         }
     }
 
