@@ -23,9 +23,12 @@ public enum Parallel {
 /// Runs body(range) over [0, count) in at most `Parallel.cores` contiguous chunks. Work below `minPerChunk`
 /// items per chunk stays on the calling thread. A loop started inside another (or while another thread's
 /// loop runs) runs serially on its caller.
+/// `chunksPerCore` > 1 cuts the work finer; the cores take the pieces as they finish, so a core slowed
+/// for a moment (another process, a cold cache) leaves less of a loop for the others to wait on. Only for
+/// bodies whose results do not depend on where the pieces begin (GEMM panels).
 @inline(__always)
-public func parallelChunks(_ count: Int, minPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-    let chunks = min(Parallel.cores, max(1, count / max(1, minPerChunk)))
+public func parallelChunks(_ count: Int, minPerChunk: Int = 1, chunksPerCore: Int = 1, _ body: (Range<Int>) -> Void) {
+    let chunks = min(Parallel.cores * max(1, chunksPerCore), max(1, count / max(1, minPerChunk)))
     if chunks <= 1 { body(0..<count); return }
     let ran = WorkerPool.shared.run(chunks) { c in
         let lo = count * c / chunks, hi = count * (c + 1) / chunks

@@ -76,7 +76,7 @@ public enum QuantPanelGEMM {
             }
             // The slabs run inside one parallel loop (each core takes its panels through every slab): one
             // wait for the slower core per call instead of one per slab.
-            parallelChunks(w.panels, minPerChunk: 2) { range in
+            parallelChunks(w.panels, minPerChunk: 2, chunksPerCore: 4) { range in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * k) { buf in
                     let fp = buf.baseAddress!
                     var s0 = 0
@@ -104,7 +104,7 @@ public enum QuantPanelGEMM {
             }
             return
         }
-        parallelChunks(w.panels, minPerChunk: 8) { range in
+        parallelChunks(w.panels, minPerChunk: 8, chunksPerCore: 4) { range in
             for p in range {
                 var r0 = 0
                 while r0 < m {

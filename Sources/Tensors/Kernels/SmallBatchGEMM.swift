@@ -140,7 +140,7 @@ public enum PackedGEMM {
         }
         // The slabs run inside one parallel loop: each core takes its panels through every slab, so a call
         // waits for the slower core once instead of once per slab (176 rows at k = 1536 are 3 slabs).
-        parallelChunks(w.panels, minPerChunk: 2) { range in
+        parallelChunks(w.panels, minPerChunk: 2, chunksPerCore: 4) { range in
             var s0 = 0
             while s0 < m {
                 let rows = min(slab, m - s0)
