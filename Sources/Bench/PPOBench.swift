@@ -12,6 +12,9 @@ import Tensors
 func benchPPO(_ path: String) throws {
     let promptTokens = 12, newTokens = 32
     let batch = arg("--batch", 32), mini = arg("--mini-batch", 4), accum = arg("--accumulation", 2), epochs = arg("--epochs", 4)
+    // As `ex2 train` does, the sampler's log-probs and values stand for the step's old-policy forward;
+    // --recompute-old: TRL's way, a forward recomputes them.
+    let recompute = CommandLine.arguments.contains("--recompute-old")
     let model = try DecoderModel.load(gguf: GGUFFile(url: URL(fileURLWithPath: path)))
     let adapters = LoRAState(model: model.config, config: LoRAConfig(rank: 16, alpha: 32, dropout: 0.05, targets: [.q, .v]),
                              valueHead: true, seed: 1)
@@ -29,9 +32,6 @@ func benchPPO(_ path: String) throws {
         var t = now()
         let out = gen.generate(prompts: prompts, seeds: prompts.indices.map { UInt64(round * 1000 + $0) }, params: params, batchSize: batch)
         let g = now() - t
-        // As `ex2 train` does: the sampler's log-probs and values stand for the step's old-policy forward.
-        // (--recompute-old: TRL's way, a forward recomputes them.)
-        let recompute = CommandLine.arguments.contains("--recompute-old")
         let rollouts = zip(prompts, out).map {
             Rollout(query: $0, response: $1.tokens, score: rng.nextGaussian(), policyLogProbs: recompute ? nil : $1.policyLogProbs,
                     values: recompute ? nil : $1.values)
@@ -50,9 +50,9 @@ func benchPPO(_ path: String) throws {
     }
     let genWork = DecoderWork.sampling(model.config, batch: batch, prompt: promptTokens, new: newTokens)
     let stepWork = DecoderWork.ppoStep(model.config, batch: batch, prompt: promptTokens, response: newTokens, epochs: epochs,
-                                       oldForward: CommandLine.arguments.contains("--recompute-old"))
+                                       oldForward: recompute)
     print(String(format: "ppo batch=%d mini_batch=%d accumulation=%d epochs=%d isa=%@ old_logprobs=%@ generate=%.2fs step=%.2fs (%@) peak_rss=%.0fMB",
-                 batch, mini, accum, epochs, KernelISA.name, CommandLine.arguments.contains("--recompute-old") ? "recomputed" : "sampler",
+                 batch, mini, accum, epochs, KernelISA.name, recompute ? "recomputed" : "sampler",
                  bestGen, bestStep, breakdown, peakRSSMegabytes()))
     print("  generate: " + workFields(genWork, seconds: bestGen) + "; step: " + workFields(stepWork, seconds: bestStep))
 }

@@ -92,11 +92,9 @@ extension DecoderModel {
                          x: UnsafePointer<Float>, rows: Int, adapters: LoRAState, dropout: DropoutSettings?,
                          record: LayerRecord, grad: LayerGradients, transposes: [PackedWeight?]?, accumulate: Bool) {
         // A kept W^T serves the rows a rebuild would (Linear's rule), so both give the same bits.
-        if let wt = transposes?[target.index], rows >= Linear.transposeRows {
-            lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: wt, transposedIsFilled: true, scratch: grad.sum)
-        } else {
-            lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: grad.weightT, scratch: grad.sum)
-        }
+        let kept = rows >= Linear.transposeRows ? transposes?[target.index] : nil
+        lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: kept ?? grad.weightT,
+                          transposedIsFilled: kept != nil, scratch: grad.sum)
         if let s = adapters.slot(layer: l, target), let z = record.loraZ[target.index] {
             adapters.backward(s, dx: dx, dy: dy, x: x, z: z, rows: rows, dropout: dropout)
         }

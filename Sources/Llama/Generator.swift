@@ -66,6 +66,8 @@ public struct Generator: Sendable {
         var results = [GenerationResult](repeating: GenerationResult(tokens: [], logprobs: [], finishReason: .length), count: n)
         var active = Array(0..<n).filter { !prompts[$0].isEmpty }
         var chunks = active.map { SequenceChunk(slot: $0, tokens: prompts[$0], startPosition: 0) }
+        let H = model.config.hiddenSize
+        nonisolated(unsafe) let vw = recordsPolicyOutputs ? adapters.flatMap { a in a.valueHeadOffset.map { UnsafePointer(a.parameters + $0) } } : nil
         var step = 0
         while !active.isEmpty && step < params.maxNewTokens {
             let logits = model.forward(chunks, cache: cache, logits: .lastOfEachChunk, workspace: ws, adapters: adapters)
@@ -74,9 +76,7 @@ public struct Generator: Sendable {
             // Policy outputs as Training.swift reduces them: Softmax.logProbAndEntropy of the row, and the
             // value head's dot product on the final-normed hidden state (left in ws.h by the forward).
             var policy = [(Float, Float)](repeating: (0, 0), count: recordsPolicyOutputs ? active.count : 0)
-            let H = model.config.hiddenSize
-            let valueHead = recordsPolicyOutputs ? adapters.flatMap { a in a.valueHeadOffset.map { a.parameters + $0 } } : nil
-            nonisolated(unsafe) let hidden = UnsafePointer(ws.h), vw = valueHead.map { UnsafePointer($0) }
+            nonisolated(unsafe) let hidden = UnsafePointer(ws.h)
             logits.withUnsafeBufferPointer { lp in
                 rngs.withUnsafeMutableBufferPointer { rp in
                     picked.withUnsafeMutableBufferPointer { pp in
@@ -103,7 +103,7 @@ public struct Generator: Sendable {
                 results[s].logprobs.append(lpv)
                 if recordsPolicyOutputs {
                     results[s].policyLogProbs.append(policy[row].0)
-                    if valueHead != nil { results[s].values.append(policy[row].1) }
+                    if vw != nil { results[s].values.append(policy[row].1) }
                 }
                 if params.stopAtEOS && stopTokens.contains(tok) {
                     results[s].finishReason = .eos

@@ -39,8 +39,8 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     /// Logits kept from the forward for the backward when they fit in this many Floats (128 MB by
     /// default: PPO's mini-batches of a few sequences); beyond it the backward recomputes them.
     public let keptLogitFloats: Int
-    /// The backward rebuilds the lm head's W^T in Float panels (kept in the buffer the layers' W^T reuse)
-    /// when it takes at most this many bytes: SmolLM2's 113 MB does, Gemma 3's 262k-token vocabulary
+    /// The backward rebuilds (or keeps) the lm head's W^T in Float panels when it takes at most this many
+    /// bytes: SmolLM2's 113 MB does, Gemma 3's 262k-token vocabulary
     /// (671 MB at 270M) does not and keeps the reduction over its Int8 panels.
     public static let transposedHeadBytes = 160 << 20
 
@@ -95,13 +95,19 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
         self.memoryBudget = memoryBudget
     }
 
+    /// Bytes of a linear's W^T in Float panels, 0 when it cannot be transposed.
+    static func transposedBytes(_ lin: Linear) -> Int { lin.canTranspose ? lin.inFeatures * lin.outFeatures * 4 : 0 }
+
+    /// Whether the backward runs the lm head's dX on its W^T (within `transposedHeadBytes`).
+    static func transposesHead(_ model: DecoderModel) -> Bool {
+        let bytes = transposedBytes(model.output)
+        return bytes > 0 && bytes <= transposedHeadBytes
+    }
+
     /// Bytes of the kept transposes `model` would take.
     public static func residentBytes(_ model: DecoderModel) -> Int {
-        let layers = model.layers.reduce(0) { sum, w in
-            sum + w.linears.reduce(0) { $0 + ($1.canTranspose ? $1.inFeatures * $1.outFeatures * 4 : 0) }
-        }
-        let head = model.output.inFeatures * model.output.outFeatures * 4
-        return layers + (head <= transposedHeadBytes && model.output.canTranspose ? head : 0)
+        let layers = model.layers.reduce(0) { sum, w in sum + w.linears.reduce(0) { $0 + transposedBytes($1) } }
+        return layers + (transposesHead(model) ? transposedBytes(model.output) : 0)
     }
 
     /// Whether the backward of `model` runs on kept transposes: builds them on first use when they fit the
@@ -121,13 +127,11 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
                 return t
             }
         }
-        let head = model.output
-        if head.inFeatures * head.outFeatures * 4 <= Self.transposedHeadBytes && head.canTranspose {
+        residentHeadT = nil
+        if Self.transposesHead(model) {
             let t = PackedWeight()
-            head.fillTransposed(t)
+            model.output.fillTransposed(t)
             residentHeadT = t
-        } else {
-            residentHeadT = nil
         }
         residentModel = model
         return true
@@ -332,14 +336,8 @@ extension DecoderModel {
         // rebuild); else each chunk reduces across the Int8 panels.
         let resident = arena.useResidentTransposes(self)
         let headBuffer = resident ? arena.residentHeadT : arena.weightT
-        let headT: Bool
-        if S < Linear.transposeRows || headBuffer == nil {
-            headT = false
-        } else if resident {
-            headT = true
-        } else {
-            headT = V * H * 4 <= TrainingArena.transposedHeadBytes && output.fillTransposed(arena.weightT)
-        }
+        let headT = S >= Linear.transposeRows && TrainingArena.transposesHead(self)
+            && (resident || output.fillTransposed(arena.weightT))
         var start = 0
         while start < S {
             let n = min(TrainingArena.logitRows, S - start)
