@@ -99,6 +99,8 @@ public final class PPOState: @unchecked Sendable {  // reason: owned by one trai
     public var steps = 0
     /// Mini-batches of the last step whose loss was zeroed for a mean ratio over ratio_threshold (TRL warns).
     public var lastSkippedMiniBatches = 0
+    /// The training buffers (and the frozen layers' kept W^T), reused by every step instead of rebuilt.
+    let arena = TrainingArena()
 
     public init(adapters: LoRAState, config: PPOConfig) {
         self.adapters = adapters
@@ -168,7 +170,7 @@ public enum PPOStep {
 
         // Old log-probs and values with the adapters, reference log-probs without (no dropout, as TRL).
         var t = Date()
-        let arena = TrainingArena()
+        let arena = state.arena
         var oldLp: Ragged = [], oldV: Ragged = [], refLp: Ragged = [], fullKLs: Ragged = []
         let V = model.config.vocabSize
         // Rows are computed independently of their batch-mates, so the chunk size changes no number; 8
