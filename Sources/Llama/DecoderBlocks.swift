@@ -87,14 +87,18 @@ extension DecoderModel {
     }
 
     /// dx = dy W (+ the adapter's part, whose A and B gradients are accumulated); `accumulate` adds to dx.
+    /// Without `throughBase` only the adapter's gradients are formed (dx is not wanted).
     @inline(__always)
     func projectBackward(_ target: LoRATarget, _ l: Int, _ lin: Linear, dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                          x: UnsafePointer<Float>, rows: Int, adapters: LoRAState, dropout: DropoutSettings?,
-                         record: LayerRecord, grad: LayerGradients, transposes: [PackedWeight?]?, accumulate: Bool) {
+                         record: LayerRecord, grad: LayerGradients, transposes: [PackedWeight?]?, accumulate: Bool,
+                         throughBase: Bool = true) {
         // A kept W^T serves the rows a rebuild would (Linear's rule), so both give the same bits.
-        let kept = rows >= Linear.transposeRows ? transposes?[target.index] : nil
-        lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: kept ?? grad.weightT,
-                          transposedIsFilled: kept != nil, scratch: grad.sum)
+        if throughBase {
+            let kept = rows >= Linear.transposeRows ? transposes?[target.index] : nil
+            lin.inputGradient(dx, dy, rows: rows, accumulate: accumulate, transposed: kept ?? grad.weightT,
+                              transposedIsFilled: kept != nil, scratch: grad.sum)
+        }
         if let s = adapters.slot(layer: l, target), let z = record.loraZ[target.index] {
             adapters.backward(s, dx: dx, dy: dy, x: x, z: z, rows: rows, dropout: dropout)
         }
@@ -103,10 +107,13 @@ extension DecoderModel {
     /// Backward of layer l. On entry dx holds dL/dx2 (the layer's output); on return dL/dx0. `io` holds the
     /// forward's saved q, k, v, att, gate, up; `grad` is scratch; `transposes` the layer's kept W^T by
     /// LoRATarget index, if any. `attendBackward(dq, dk, dv, dAtt)` writes
-    /// the gradients of the rotated q, k and of v from dAtt.
+    /// the gradients of the rotated q, k and of v from dAtt. Without `inputGradient` (the first layer: the
+    /// embeddings are frozen) dL/dx0 is not formed and dx is left as scratch.
+    /// Inputs of adapted modules that the forward did not keep (h1, h2, act(g) u) are recomputed only when
+    /// an adapter needs them.
     func layerBackward(_ l: Int, dx: UnsafeMutablePointer<Float>, io: LayerIO, record r: LayerRecord, grad: LayerGradients,
                        transposes: [PackedWeight?]?, rows T: Int, positions: UnsafePointer<Int>, adapters: LoRAState,
-                       dropout: DropoutSettings?, attendBackward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>) -> Void) {
+                       dropout: DropoutSettings?, inputGradient: Bool = true, attendBackward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>) -> Void) {
         let c = config, w = layers[l]
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
         let h = io.h
@@ -117,11 +124,12 @@ extension DecoderModel {
             Norms.rmsNormBackward(grad.dO, dx, x: r.dPre!, rstd: r.rstdPostFfn!, weight: pn, rows: T, dim: H)
             dOut = UnsafePointer(grad.dO)
         }
-        c.activation.gated(io.act, gate: io.gate, gateStride: I, up: io.up, upStride: I, rows: T, n: I)
+        let adapted = { (t: LoRATarget) in adapters.slot(layer: l, t) != nil }
+        if adapted(.down) { c.activation.gated(io.act, gate: io.gate, gateStride: I, up: io.up, upStride: I, rows: T, n: I) }
         projectBackward(.down, l, w.down, dx: grad.dAct, dy: dOut, x: io.act, rows: T, adapters: adapters, dropout: dropout,
                         record: r, grad: grad, transposes: transposes, accumulate: false)
         c.activation.gatedBackward(dGate: grad.dAct, dUp: grad.dUp, dOut: grad.dAct, gate: io.gate, up: io.up, rows: T, n: I)
-        Norms.rmsNorm(h, r.x1, weight: w.ffnNorm, rows: T, dim: H, eps: c.rmsEps)  // h2 again, same bits
+        if adapted(.gate) || adapted(.up) { Norms.rmsNorm(h, r.x1, weight: w.ffnNorm, rows: T, dim: H, eps: c.rmsEps) }  // h2 again, same bits
         projectBackward(.gate, l, w.gate, dx: grad.dh, dy: grad.dAct, x: h, rows: T, adapters: adapters, dropout: dropout,
                         record: r, grad: grad, transposes: transposes, accumulate: false)
         projectBackward(.up, l, w.up, dx: grad.dh, dy: grad.dUp, x: h, rows: T, adapters: adapters, dropout: dropout,
@@ -146,14 +154,16 @@ extension DecoderModel {
         if let kn = w.kNorm {
             Norms.rmsNormBackward(grad.dk, grad.dk, x: r.kRaw!, rstd: r.kRstd!, weight: kn, rows: T * c.kvHeads, dim: hd)
         }
-        Norms.rmsNorm(h, r.x0, weight: w.attnNorm, rows: T, dim: H, eps: c.rmsEps)  // h1 again, same bits
+        if adapted(.q) || adapted(.k) || adapted(.v) { Norms.rmsNorm(h, r.x0, weight: w.attnNorm, rows: T, dim: H, eps: c.rmsEps) }  // h1 again
         projectBackward(.q, l, w.q, dx: grad.dh, dy: grad.dq, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, transposes: transposes, accumulate: false)
+                        record: r, grad: grad, transposes: transposes, accumulate: false, throughBase: inputGradient)
         projectBackward(.k, l, w.k, dx: grad.dh, dy: grad.dk, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, transposes: transposes, accumulate: true)
+                        record: r, grad: grad, transposes: transposes, accumulate: true, throughBase: inputGradient)
         projectBackward(.v, l, w.v, dx: grad.dh, dy: grad.dv, x: h, rows: T, adapters: adapters, dropout: dropout,
-                        record: r, grad: grad, transposes: transposes, accumulate: true)
-        Norms.rmsNormBackward(dx, grad.dh, x: r.x0, rstd: r.rstd1, weight: w.attnNorm, rows: T, dim: H, accumulate: true)
+                        record: r, grad: grad, transposes: transposes, accumulate: true, throughBase: inputGradient)
+        if inputGradient {
+            Norms.rmsNormBackward(dx, grad.dh, x: r.x0, rstd: r.rstd1, weight: w.attnNorm, rows: T, dim: H, accumulate: true)
+        }
     }
 }
 

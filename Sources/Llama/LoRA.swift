@@ -203,48 +203,66 @@ extension LoRAState {
                   z: UnsafePointer<Float>, rows: Int, dropout: DropoutSettings?) {
         let r = config.rank, n = slot.inFeatures, out = slot.outFeatures, s = config.scale
         let a = parameters + slot.a, b = parameters + slot.b, gA = gradients + slot.a, gB = gradients + slot.b
-        // dB[o, :] += s (sum_t dy[t, o] z[t, :]), the sum in row order in registers.
+        // dB[o, :] += s (sum_t dy[t, o] z[t, :]), the sum in row order in registers, four outputs at a time.
         parallelChunks(out, minPerChunk: 16) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: r) { sb in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * r) { sb in
                 let sum = sb.baseAddress!
-                for o in range {
+                var o = range.lowerBound
+                while o + 4 <= range.upperBound {
+                    Vec.combineRows4(sum, yStride: r, dy + o, cStride: out, cNext: 1, z, ldm: r, m: rows, n: r)
+                    for q in 0..<4 { Vec.axpy(gB + (o + q) * r, s, sum + q * r, r) }
+                    o += 4
+                }
+                while o < range.upperBound {
                     Vec.combineRows(sum, dy + o, cStride: out, z, ldm: r, m: rows, n: r)
                     Vec.axpy(gB + o * r, s, sum, r)
+                    o += 1
                 }
             }
         }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * r) { dzb in
             let dz = dzb.baseAddress!
-            // dz[t, :] = s sum_o dy[t, o] B[o, :]
-            parallelFor(rows, minPerChunk: 8) { t in
-                let d = dz + t * r
-                Vec.combineRows(d, dy + t * out, cStride: 1, b, ldm: r, m: out, n: r)
-                Vec.scale(d, s, r)
+            // dz[t, :] = s sum_o dy[t, o] B[o, :], four rows at a time.
+            parallelChunks(rows, minPerChunk: 8) { range in
+                var t = range.lowerBound
+                while t + 4 <= range.upperBound {
+                    Vec.combineRows4(dz + t * r, yStride: r, dy + t * out, cStride: 1, cNext: out, b, ldm: r, m: out, n: r)
+                    t += 4
+                }
+                while t < range.upperBound {
+                    Vec.combineRows(dz + t * r, dy + t * out, cStride: 1, b, ldm: r, m: out, n: r)
+                    t += 1
+                }
+                Vec.scale(dz + range.lowerBound * r, s, range.count * r)
             }
-            // dA[j, :] += sum_t dz[t, j] dropout(x)[t, :]
+            // dA[j, :] += sum_t dz[t, j] dropout(x)[t, :], t in order, dA held in registers across rows.
             withDropped(slot, x, rows: rows, dropout: dropout) { xd in
                 parallelChunks(n, minPerChunk: 64) { range in
-                    let lo = range.lowerBound, w = range.count
-                    for t in 0..<rows {
-                        let xt = xd + t * n + lo
-                        for j in 0..<r { Vec.axpy(gA + j * n + lo, dz[t * r + j], xt, w) }
-                    }
+                    let lo = range.lowerBound
+                    Vec.addOuterProducts(gA + lo, ldy: n, dz, ldc: r, xd + lo, ldx: n, m: rows, r: r, n: range.count)
                 }
             }
-            // dx[t, :] += mask (sum_j dz[t, j] A[j, :]) / (1 - p)
+            // dx[t, :] += mask (sum_j dz[t, j] A[j, :]) / (1 - p), j in order.
             let drop = dropout.flatMap { $0.lora > 0 ? $0 : nil }
-            parallelFor(rows, minPerChunk: 8) { t in
-                let dxt = dx + t * n
+            parallelChunks(rows, minPerChunk: 8) { range in
+                let lo = range.lowerBound
                 if let d = drop {
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { tb in
-                        let tmp = tb.baseAddress!
-                        for i in 0..<n { tmp[i] = 0 }
-                        for j in 0..<r { Vec.axpy(tmp, dz[t * r + j], a + j * n, n) }
-                        DropoutMask.addMasked(dxt, alpha: 1, tmp, count: n, offset: t * n,
-                                              seed: d.loraSeed(layer: slot.layer, slot.target), p: d.lora)
+                    // Eight rows at a time through a cache-resident buffer, then the mask.
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { tb in
+                        let tmp = tb.baseAddress!, seed = d.loraSeed(layer: slot.layer, slot.target)
+                        var t0 = lo
+                        while t0 < range.upperBound {
+                            let count = min(8, range.upperBound - t0)
+                            tmp.update(repeating: 0, count: count * n)
+                            Vec.addOuterProducts(tmp, ldy: n, dz + t0 * r, ldc: 1, cj: r, a, ldx: n, m: r, r: count, n: n)
+                            for t in t0..<(t0 + count) {
+                                DropoutMask.addMasked(dx + t * n, alpha: 1, tmp + (t - t0) * n, count: n, offset: t * n, seed: seed, p: d.lora)
+                            }
+                            t0 += count
+                        }
                     }
                 } else {
-                    for j in 0..<r { Vec.axpy(dxt, dz[t * r + j], a + j * n, n) }
+                    Vec.addOuterProducts(dx + lo * n, ldy: n, dz + lo * r, ldc: 1, cj: r, a, ldx: n, m: r, r: range.count, n: n)
                 }
             }
         }

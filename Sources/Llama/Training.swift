@@ -385,7 +385,7 @@ extension DecoderModel {
                 let io = arena.io[l], rec = arena.records[l]
                 let window = c.slidingLayers[l] ? c.slidingWindow : nil
                 layerBackward(l, dx: dx, io: io, record: rec, grad: arena.grads, transposes: resident ? arena.residentT[l] : nil,
-                              rows: T, positions: pos, adapters: adapters, dropout: dropout) { dq, dk, dv, dAtt in
+                              rows: T, positions: pos, adapters: adapters, dropout: dropout, inputGradient: l > 0) { dq, dk, dv, dAtt in
                     // One item per (sequence, key/value head): no two items write the same dk/dv rows.
                     parallelFor(seqs.count * c.kvHeads) { item in
                         let s = item / c.kvHeads, g = item % c.kvHeads, st = starts[s]

@@ -68,6 +68,110 @@ public enum Vec {
         }
     }
 
+    /// Four `combineRows` over the same M at once: y[q * yStride ..< q * yStride + n] = sum over i < m (in
+    /// order) of c[q * cNext + i * cStride] * M[i * ldm ..< i * ldm + n] for q < 4. Each output keeps
+    /// combineRows' chain (from zero, one fused multiply-add per i in order, the same scalar tail), so the
+    /// bits are combineRows'; the four chains share M's loads and hide the FMA latency that one narrow
+    /// chain (a LoRA rank of 16 is two vectors) leaves exposed.
+    @inlinable
+    public static func combineRows4(_ y: UnsafeMutablePointer<Float>, yStride: Int, _ c: UnsafePointer<Float>, cStride: Int,
+                                    cNext: Int, _ M: UnsafePointer<Float>, ldm: Int, m: Int, n: Int) {
+        let c0 = c, c1 = c + cNext, c2 = c + 2 * cNext, c3 = c + 3 * cNext
+        var j = 0
+        while j + 16 <= n {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b0 = SIMD8<Float>(), b1 = SIMD8<Float>()
+            var d0 = SIMD8<Float>(), d1 = SIMD8<Float>(), e0 = SIMD8<Float>(), e1 = SIMD8<Float>()
+            for i in 0..<m {
+                let row = M + i * ldm + j, r0 = load8(row), r1 = load8(row + 8), ci = i * cStride
+                let w0 = SIMD8<Float>(repeating: c0[ci]), w1 = SIMD8<Float>(repeating: c1[ci])
+                let w2 = SIMD8<Float>(repeating: c2[ci]), w3 = SIMD8<Float>(repeating: c3[ci])
+                a0.addProduct(w0, r0); a1.addProduct(w0, r1); b0.addProduct(w1, r0); b1.addProduct(w1, r1)
+                d0.addProduct(w2, r0); d1.addProduct(w2, r1); e0.addProduct(w3, r0); e1.addProduct(w3, r1)
+            }
+            store8(y + j, a0); store8(y + j + 8, a1)
+            store8(y + yStride + j, b0); store8(y + yStride + j + 8, b1)
+            store8(y + 2 * yStride + j, d0); store8(y + 2 * yStride + j + 8, d1)
+            store8(y + 3 * yStride + j, e0); store8(y + 3 * yStride + j + 8, e1)
+            j += 16
+        }
+        while j + 8 <= n {
+            var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), d0 = SIMD8<Float>(), e0 = SIMD8<Float>()
+            for i in 0..<m {
+                let r0 = load8(M + i * ldm + j), ci = i * cStride
+                a0.addProduct(SIMD8<Float>(repeating: c0[ci]), r0); b0.addProduct(SIMD8<Float>(repeating: c1[ci]), r0)
+                d0.addProduct(SIMD8<Float>(repeating: c2[ci]), r0); e0.addProduct(SIMD8<Float>(repeating: c3[ci]), r0)
+            }
+            store8(y + j, a0); store8(y + yStride + j, b0); store8(y + 2 * yStride + j, d0); store8(y + 3 * yStride + j, e0)
+            j += 8
+        }
+        while j < n {
+            for q in 0..<4 {
+                let cq = c + q * cNext
+                var a: Float = 0
+                for i in 0..<m { a += cq[i * cStride] * M[i * ldm + j] }
+                y[q * yStride + j] = a
+            }
+            j += 1
+        }
+    }
+
+    /// y[j * ldy + i] += sum over t < m (in order) of c[t * ldc + j * cj] * x[t * ldx + i] for j < r, i < n:
+    /// a sum of outer products (a LoRA A gradient; or, with the roles swapped, rows of dz A), with the
+    /// bits of m * r `axpy` calls (y[j] += c[t, j] x[t] for t in order; fused multiply-adds on the vector
+    /// part of each row, plain ones on its tail) but with y held in registers across t.
+    @inlinable
+    public static func addOuterProducts(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ c: UnsafePointer<Float>, ldc: Int, cj: Int = 1,
+                                        _ x: UnsafePointer<Float>, ldx: Int, m: Int, r: Int, n: Int) {
+        let vectorEnd = n / 8 * 8
+        var i = 0
+        while i + 16 <= vectorEnd {
+            var j = 0
+            while j + 4 <= r {
+                let y0 = y + j * ldy + i, y1 = y0 + ldy, y2 = y1 + ldy, y3 = y2 + ldy
+                var a0 = load8(y0), a1 = load8(y0 + 8), b0 = load8(y1), b1 = load8(y1 + 8)
+                var d0 = load8(y2), d1 = load8(y2 + 8), e0 = load8(y3), e1 = load8(y3 + 8)
+                for t in 0..<m {
+                    let xt = x + t * ldx + i, x0 = load8(xt), x1 = load8(xt + 8), ct = c + t * ldc + j * cj
+                    let w0 = SIMD8<Float>(repeating: ct[0]), w1 = SIMD8<Float>(repeating: ct[cj])
+                    let w2 = SIMD8<Float>(repeating: ct[2 * cj]), w3 = SIMD8<Float>(repeating: ct[3 * cj])
+                    a0.addProduct(w0, x0); a1.addProduct(w0, x1); b0.addProduct(w1, x0); b1.addProduct(w1, x1)
+                    d0.addProduct(w2, x0); d1.addProduct(w2, x1); e0.addProduct(w3, x0); e1.addProduct(w3, x1)
+                }
+                store8(y0, a0); store8(y0 + 8, a1); store8(y1, b0); store8(y1 + 8, b1)
+                store8(y2, d0); store8(y2 + 8, d1); store8(y3, e0); store8(y3 + 8, e1)
+                j += 4
+            }
+            while j < r {
+                let y0 = y + j * ldy + i
+                var a0 = load8(y0), a1 = load8(y0 + 8)
+                for t in 0..<m {
+                    let xt = x + t * ldx + i, w = SIMD8<Float>(repeating: c[t * ldc + j * cj])
+                    a0.addProduct(w, load8(xt)); a1.addProduct(w, load8(xt + 8))
+                }
+                store8(y0, a0); store8(y0 + 8, a1)
+                j += 1
+            }
+            i += 16
+        }
+        while i < vectorEnd {
+            for j in 0..<r {
+                let y0 = y + j * ldy + i
+                var a0 = load8(y0)
+                for t in 0..<m { a0.addProduct(SIMD8<Float>(repeating: c[t * ldc + j * cj]), load8(x + t * ldx + i)) }
+                store8(y0, a0)
+            }
+            i += 8
+        }
+        if i < n {
+            for j in 0..<r {
+                for t in 0..<m {
+                    let a = c[t * ldc + j * cj], xt = x + t * ldx
+                    for q in i..<n { y[j * ldy + q] += a * xt[q] }
+                }
+            }
+        }
+    }
+
     /// y[i] += x[i]
     @inlinable @inline(__always)
     public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
