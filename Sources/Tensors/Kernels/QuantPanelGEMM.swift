@@ -59,6 +59,7 @@ public enum QuantPanelGEMM {
             // Rows in slabs that keep x in L2; each slab re-expands the panels (cheap next to the GEMM).
             let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)
             if KernelISA.avx512 {
+                let slab = PackedGEMM.avx512Slab(m: m, k: k)
                 var s0 = 0
                 while s0 < m {
                     let rows = min(slab, m - s0)

@@ -125,6 +125,7 @@ public enum PackedGEMM {
         let n = w.n, k = w.k
         let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)  // rows of x per slab: ~384 KB of x
         if KernelISA.avx512 {
+            let slab = avx512Slab(m: m, k: k)
             var s0 = 0
             while s0 < m {
                 let rows = min(slab, m - s0)
@@ -155,6 +156,17 @@ public enum PackedGEMM {
                 s0 += rows
             }
         }
+    }
+
+    /// Rows per slab of the AVX-512 kernels: x of a slab stays within about 640 KB (the CPUs with AVX-512
+    /// have 1 MB or more of L2 per core), and the slabs of a call are of equal size in multiples of the
+    /// kernel's 8-row block, so that 176 training rows run as one slab rather than 162 + 14 (each slab
+    /// re-reads, and for Int8 panels re-expands, every panel). Slabs never change a result.
+    @inline(__always)
+    static func avx512Slab(m: Int, k: Int) -> Int {
+        let most = max(8, 160 * 1024 / max(k, 1) / 8 * 8)
+        let slabs = (m + most - 1) / most
+        return ((m + slabs - 1) / slabs + 7) / 8 * 8
     }
 
     /// Rows for the next kernel call when `remaining` rows are left: 6 while that leaves at least 4, so no
