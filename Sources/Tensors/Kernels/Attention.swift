@@ -94,31 +94,51 @@ extension Attention {
         for j in 0..<L {
             for i in 0..<hd { dk[j * kvStride + kvOff + i] = 0; dv[j * kvStride + kvOff + i] = 0 }
         }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, L)) { buf in
+        @inline(__always) func low(_ t: Int) -> Int { window.map { max(0, t - $0 + 1) } ?? 0 }
+        // Each sum below runs over its terms in the order of the textbook loop (for each head, rows t in
+        // order, keys j in order) with one fused multiply-add per term; terms outside the mask are exact
+        // zeros (the forward saved P with zeros there, and dS gets them here), so the products can run on
+        // register-held row kernels over whole blocks.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, L * L)) { buf in
             let ds = buf.baseAddress!
             for h in g * group ..< (g + 1) * group {
-                let qOff = h * hd
+                let qOff = h * hd, ph = probs + h * L * L
+                // dS_tj = p_tj (dP_tj - sum_j' p_tj' dP_tj') scale, with dP_tj = dOut_t · v_j.
                 for t in 0..<L {
-                    let lo = window.map { max(0, t - $0 + 1) } ?? 0
-                    let p = probs + (h * L + t) * L
+                    let lo = low(t), p = ph + t * L, st = ds + t * L
                     let go = dOut + t * qStride + qOff
-                    // dP_j = dOut_t · v_j, and its P-weighted mean.
                     var mean: Float = 0
                     for j in lo...t {
                         let dp = Vec.dot(go, values + j * kvStride + kvOff, hd)
-                        ds[j] = dp; mean += p[j] * dp
+                        st[j] = dp; mean += p[j] * dp
                     }
-                    let dqt = dq + t * qStride + qOff
-                    for i in 0..<hd { dqt[i] = 0 }
-                    let qt = q + t * qStride + qOff
-                    for j in lo...t {
-                        let pj = p[j]
-                        // dv_j += p_j dOut_t; dS_j = p_j (dP_j - mean), scaled once for q and k.
-                        Vec.axpy(dv + j * kvStride + kvOff, pj, go, hd)
-                        let s = pj * (ds[j] - mean) * scale
-                        Vec.axpy(dqt, s, keys + j * kvStride + kvOff, hd)
-                        Vec.axpy(dk + j * kvStride + kvOff, s, qt, hd)
+                    for j in 0..<lo { st[j] = 0 }
+                    for j in lo...t { st[j] = p[j] * (st[j] - mean) * scale }
+                    for j in (t + 1)..<L { st[j] = 0 }
+                }
+                // dq_t = sum_j dS_tj k_j, four rows at a time.
+                var t = 0
+                while t < L {
+                    let lo = low(t)
+                    if t + 4 <= L {
+                        Vec.combineRows4(dq + t * qStride + qOff, yStride: qStride, ds + t * L + lo, cStride: 1, cNext: L,
+                                         keys + lo * kvStride + kvOff, ldm: kvStride, m: t + 4 - lo, n: hd)
+                        t += 4
+                    } else {
+                        Vec.combineRows(dq + t * qStride + qOff, ds + t * L + lo, cStride: 1,
+                                        keys + lo * kvStride + kvOff, ldm: kvStride, m: t + 1 - lo, n: hd)
+                        t += 1
                     }
+                }
+                // dv_j += sum_t p_tj dOut_t and dk_j += sum_t dS_tj q_t over the rows t >= j, four keys at a time.
+                var j0 = 0
+                while j0 < L {
+                    let r = min(4, L - j0)
+                    Vec.addOuterProducts(dv + j0 * kvStride + kvOff, ldy: kvStride, ph + j0 * L + j0, ldc: L,
+                                         dOut + j0 * qStride + qOff, ldx: qStride, m: L - j0, r: r, n: hd)
+                    Vec.addOuterProducts(dk + j0 * kvStride + kvOff, ldy: kvStride, ds + j0 * L + j0, ldc: L,
+                                         q + j0 * qStride + qOff, ldx: qStride, m: L - j0, r: r, n: hd)
+                    j0 += 4
                 }
             }
         }
