@@ -8,7 +8,7 @@ public enum Norms {
     public static func rmsNorm(_ out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>? = nil,
                                _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?,
                                rows: Int, dim: Int, eps: Float) {
-        parallelFor(rows, minPerChunk: max(1, 16384 / max(dim, 1))) { r in
+        parallelFor(rows, minPerChunk: max(1, 4096 / max(dim, 1))) { r in
             let xr = x + r * dim, orow = out + r * dim
             let ms = Vec.sumOfSquares(xr, dim) / Float(dim)
             let s = 1 / (ms + eps).squareRoot()
@@ -57,7 +57,7 @@ public enum Norms {
                                  rstd: UnsafeMutablePointer<Float>? = nil, _ x: UnsafePointer<Float>,
                                  weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
                                  rows: Int, dim: Int, eps: Float) {
-        parallelFor(rows, minPerChunk: max(1, 16384 / max(dim, 1))) { r in
+        parallelFor(rows, minPerChunk: max(1, 4096 / max(dim, 1))) { r in
             let xr = x + r * dim, orow = out + r * dim
             let m = Vec.sum(xr, dim) / Float(dim)
             // Two-pass variance: the one-pass E[x^2]-m^2 loses digits on CLIP's large activations.
