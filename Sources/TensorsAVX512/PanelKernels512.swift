@@ -155,6 +155,31 @@ public func packedPanels512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer
 /// k per pass over the rows: two panels' 16 x 256 Floats (32 KB) stay in L1 while every row block uses them.
 public let kBlock = 256
 
+/// y rows rowLo..<rowHi on Float panels panelLo..<panelHi for a very long k (the lm head's dX, k = the
+/// vocabulary): k runs in ranges of `kRange` across all the panels, so that x's rows for one range stay
+/// in L2 while every panel pair passes (a row slab over the whole k would stream the panels once per slab,
+/// and x once per pair). The sums wait between ranges in `partial`, [pairs][rows][32], as exact Floats:
+/// the bits are `packedPanels512`'s.
+@inline(never)
+public func packedPanelsLongK512(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ data: UnsafePointer<Float>,
+                                 bias: UnsafePointer<Float>?, n: Int, k: Int, panelLo: Int, panelHi: Int, rowLo: Int, rowHi: Int,
+                                 kRange: Int, partial: UnsafeMutablePointer<Float>) {
+    let rows = rowHi - rowLo
+    var lo = 0
+    while lo < k {
+        let hi = min(k, lo + kRange)
+        var p = panelLo, pair = 0
+        while p < panelHi {
+            let np = min(2, panelHi - p)
+            panelPairRows(y, x, data + p * 16 * k, data + (p + np - 1) * 16 * k, np: np, bias, n: n, k: k, n0: p * 16,
+                          rowLo: rowLo, rowHi: rowHi, addZero: false, ahead: UnsafeRawPointer(data), aheadBytes: 0,
+                          partial: partial + pair * partialScratchFloats(rows: rows), kLo: lo, kHi: hi)
+            p += np; pair += 1
+        }
+        lo = hi
+    }
+}
+
 /// Floats of scratch `quantPanelsExpanded512` and `packedPanels512` need for `rows` rows (partial sums
 /// between k blocks).
 public func partialScratchFloats(rows: Int) -> Int { rows * 32 }
@@ -165,15 +190,19 @@ public func partialScratchFloats(rows: Int) -> Int { rows * 32 }
 @inline(__always)
 func panelPairRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
                    np: Int, _ bias: UnsafePointer<Float>?, n: Int, k: Int, n0: Int, rowLo: Int, rowHi: Int, addZero: Bool,
-                   ahead: UnsafeRawPointer, aheadBytes: Int, partial: UnsafeMutablePointer<Float>) {
+                   ahead: UnsafeRawPointer, aheadBytes: Int, partial: UnsafeMutablePointer<Float>,
+                   kLo: Int = 0, kHi: Int? = nil) {
     // While the first row block of each k block runs, the next panels' weights are prefetched, spread
     // over its k steps (the multiply-adds hide the latency that reading them at expansion would expose).
     let prefetchStep = max(64, (aheadBytes / max(k, 1) + 63) / 64 * 64)
     let colsA = min(16, n - n0), colsB = min(16, n - n0 - 16)
     let bA = offset(bias, n0), bB = offset(bias, n0 + 16)
-    var c0 = 0
-    while c0 < k {
-        let c1 = min(k, c0 + kBlock), first = c0 == 0, last = c1 == k
+    // Only k in kLo..<kHi (all of k by default): a call for a later range continues the sums `partial`
+    // holds, exactly as the blocks of one call do.
+    let kEnd = kHi ?? k
+    var c0 = kLo
+    while c0 < kEnd {
+        let c1 = min(kEnd, c0 + kBlock), first = c0 == 0, last = c1 == k
         var r0 = rowLo
         while r0 < rowHi {
             let mr = min(8, rowHi - r0)

@@ -468,7 +468,8 @@ final class QuantPanelTests: XCTestCase {
         let saved = KernelISA.avx512
         defer { KernelISA.avx512 = saved }
         var rng = RandomStream(seed: 9)
-        for (n, k) in [(37, 48), (80, 96), (576, 576)] {
+        // (37, 8208): k past PackedGEMM.longK, where the AVX-512 Float kernel runs k in ranges.
+        for (n, k) in [(37, 48), (80, 96), (576, 576), (37, 8208)] {
             let (qp, weight) = randomQuantWeight(n: n, k: k, &rng)
             let fp = PackedWeight(n: n, k: k) { r, dst in
                 for c in 0..<k { dst[c] = weight(r, c) }

@@ -124,6 +124,23 @@ public enum PackedGEMM {
                               bias: UnsafePointer<Float>?, m: Int) {
         let n = w.n, k = w.k
         let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)  // rows of x per slab: ~384 KB of x
+        if KernelISA.avx512 && k >= longK {
+            // Rows in slabs of 64, each streaming the panels once, k in ranges whose x fits in L2.
+            let slab = 64, kRange = 2048
+            var s0 = 0
+            while s0 < m {
+                let rows = min(slab, m - s0)
+                parallelChunks(w.panels, minPerChunk: 2) { range in
+                    let pairs = (range.count + 1) / 2
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: pairs * partialScratchFloats(rows: rows)) { partial in
+                        packedPanelsLongK512(y, x, w.data, bias: bias, n: n, k: k, panelLo: range.lowerBound, panelHi: range.upperBound,
+                                             rowLo: s0, rowHi: s0 + rows, kRange: kRange, partial: partial.baseAddress!)
+                    }
+                }
+                s0 += rows
+            }
+            return
+        }
         if KernelISA.avx512 {
             let slab = avx512Slab(m: m, k: k)
             var s0 = 0
@@ -157,6 +174,9 @@ public enum PackedGEMM {
             }
         }
     }
+
+    /// From this k on, the AVX-512 kernel takes k in ranges across all panels (`packedPanelsLongK512`).
+    public static let longK = 8192
 
     /// Rows per slab of the AVX-512 kernels: x of a slab stays within about 640 KB (the CPUs with AVX-512
     /// have 1 MB or more of L2 per core), and the slabs of a call are of equal size in multiples of the
