@@ -406,7 +406,8 @@ final class QuantPanelTests: XCTestCase {
         defer { KernelISA.avx512 = saved }
         KernelISA.avx512 = false
         var rng = RandomStream(seed: 13)
-        for (n, k) in [(40, 576), (24, 1040)] {
+        // (24, 8208): past PackedGEMM.longK, where the Float kernel runs k in ranges resuming its tiles.
+        for (n, k) in [(40, 576), (24, 1040), (24, 8208)] {
             let (qp, weight) = randomQuantWeight(n: n, k: k, &rng)
             let fp = PackedWeight(n: n, k: k) { r, dst in for c in 0..<k { dst[c] = weight(r, c) } }
             for m in [9, 32, 200] {

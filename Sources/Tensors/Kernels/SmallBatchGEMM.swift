@@ -156,6 +156,36 @@ public enum PackedGEMM {
             }
             return
         }
+        if k >= longK {
+            // As on AVX-512: rows in slabs of 64, k in ranges of 2048 across a core's panels, the 6 x 16
+            // tiles resumed from exact partial sums between ranges.
+            let slab = 64, kRange = 2048
+            var s0 = 0
+            while s0 < m {
+                let rows = min(slab, m - s0)
+                parallelChunks(w.panels, minPerChunk: 2) { range in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: range.count * rows * 16) { pb in
+                        let partial = pb.baseAddress!
+                        var lo = 0
+                        while lo < k {
+                            let hi = min(k, lo + kRange)
+                            for p in range {
+                                var r0 = s0
+                                while r0 < s0 + rows {
+                                    let mr = rowBlock(s0 + rows - r0)
+                                    panel(y, x, w.data + p * 16 * k, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr, kLo: lo, kHi: hi,
+                                          partial: partial + ((p - range.lowerBound) * rows + (r0 - s0)) * 16)
+                                    r0 += mr
+                                }
+                            }
+                            lo = hi
+                        }
+                    }
+                }
+                s0 += rows
+            }
+            return
+        }
         // The slabs run inside one parallel loop: each core takes its panels through every slab, so a call
         // waits for the slower core once instead of once per slab (176 rows at k = 1536 are 3 slabs).
         parallelChunks(w.panels, minPerChunk: 2, chunksPerCore: 4) { range in
@@ -175,7 +205,7 @@ public enum PackedGEMM {
         }
     }
 
-    /// From this k on, the AVX-512 kernel takes k in ranges across all panels (`packedPanelsLongK512`).
+    /// From this k on, the kernels take k in ranges across all panels (`packedPanelsLongK512` on AVX-512).
     public static let longK = 8192
 
     /// Rows per slab of the AVX-512 kernels: x of a slab stays within about 640 KB (the CPUs with AVX-512
@@ -197,17 +227,37 @@ public enum PackedGEMM {
         remaining <= 6 ? remaining : remaining >= 10 ? 6 : remaining - remaining / 2
     }
 
+    /// Rows r0..<r0+mr against one panel over k in kLo..<kHi (all of k by default). A range after the first
+    /// resumes the sums `partial` [mr][16] holds; a range before the last leaves them there, exact, so the
+    /// outputs see the same fused multiply-adds in the same order as one pass.
     @inline(__always)
     static func panel(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wp: UnsafePointer<Float>,
-                      _ bias: UnsafePointer<Float>?, n: Int, k: Int, n0: Int, r0: Int, mr: Int) {
+                      _ bias: UnsafePointer<Float>?, n: Int, k: Int, n0: Int, r0: Int, mr: Int,
+                      kLo: Int = 0, kHi: Int? = nil, partial: UnsafeMutablePointer<Float>? = nil) {
         // Rows past mr alias the last valid row; their sums are not stored.
         let x0 = x + r0 * k, x1 = x + (r0 + min(1, mr - 1)) * k, x2 = x + (r0 + min(2, mr - 1)) * k
         let x3 = x + (r0 + min(3, mr - 1)) * k, x4 = x + (r0 + min(4, mr - 1)) * k, x5 = x + (r0 + min(5, mr - 1)) * k
+        let kEnd = kHi ?? k
         var t = Tile6x16()
-        var w = wp
-        for p in 0..<k {
+        if kLo > 0, let pp = partial {
+            @inline(__always) func row(_ i: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+                let r = pp + min(i, mr - 1) * 16
+                return (load8(r), load8(r + 8))
+            }
+            (t.a0, t.b0) = row(0); (t.a1, t.b1) = row(1); (t.a2, t.b2) = row(2)
+            (t.a3, t.b3) = row(3); (t.a4, t.b4) = row(4); (t.a5, t.b5) = row(5)
+        }
+        var w = wp + kLo * 16
+        for p in kLo..<kEnd {
             t.add(load8(w), load8(w + 8), x0[p], x1[p], x2[p], x3[p], x4[p], x5[p])
             w += 16
+        }
+        if kEnd < k, let pp = partial {
+            @inline(__always) func keep(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
+                if i < mr { store8(pp + i * 16, a); store8(pp + i * 16 + 8, b) }
+            }
+            keep(0, t.a0, t.b0); keep(1, t.a1, t.b1); keep(2, t.a2, t.b2); keep(3, t.a3, t.b3); keep(4, t.a4, t.b4); keep(5, t.a5, t.b5)
+            return
         }
         let cols = min(16, n - n0)
         @inline(__always) func put(_ i: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
