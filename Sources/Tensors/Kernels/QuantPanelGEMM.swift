@@ -57,7 +57,6 @@ public enum QuantPanelGEMM {
         let n = w.n, k = w.k, groups = w.groups
         if m > expandRows {
             // Rows in slabs that keep x in L2; each slab re-expands the panels (cheap next to the GEMM).
-            let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)
             if KernelISA.avx512 {
                 let slab = PackedGEMM.avx512Slab(m: m, k: k)
                 var s0 = 0
@@ -77,6 +76,7 @@ public enum QuantPanelGEMM {
             }
             // The slabs run inside one parallel loop (each core takes its panels through every slab): one
             // wait for the slower core per call instead of one per slab.
+            let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)
             parallelChunks(w.panels, minPerChunk: 2, chunksPerCore: 4) { range in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * k) { buf in
                     let fp = buf.baseAddress!

@@ -123,18 +123,22 @@ public enum PackedGEMM {
     public static func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: PackedWeight,
                               bias: UnsafePointer<Float>?, m: Int) {
         let n = w.n, k = w.k
-        let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)  // rows of x per slab: ~384 KB of x
-        if KernelISA.avx512 && k >= longK {
-            // Rows in slabs of 64, each streaming the panels once, k in ranges whose x fits in L2.
-            let slab = 64, kRange = 2048
+        if k >= longK {
+            // Rows in slabs of `longKRows`, each streaming the panels once; k in ranges of `longKRange`
+            // across a core's panels, so that x's rows for one range stay in L2 (the sums wait between
+            // ranges as exact Floats: the bits of one pass).
             var s0 = 0
             while s0 < m {
-                let rows = min(slab, m - s0)
+                let rows = min(longKRows, m - s0)
                 parallelChunks(w.panels, minPerChunk: 2) { range in
-                    let pairs = (range.count + 1) / 2
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: pairs * partialScratchFloats(rows: rows)) { partial in
-                        packedPanelsLongK512(y, x, w.data, bias: bias, n: n, k: k, panelLo: range.lowerBound, panelHi: range.upperBound,
-                                             rowLo: s0, rowHi: s0 + rows, kRange: kRange, partial: partial.baseAddress!)
+                    // AVX-512 keeps [pairs][rows][32] partial sums, AVX2 [panels][rows][16]: at most as many Floats.
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: (range.count + 1) / 2 * partialScratchFloats(rows: rows)) { pb in
+                        if KernelISA.avx512 {
+                            packedPanelsLongK512(y, x, w.data, bias: bias, n: n, k: k, panelLo: range.lowerBound, panelHi: range.upperBound,
+                                                 rowLo: s0, rowHi: s0 + rows, kRange: longKRange, partial: pb.baseAddress!)
+                        } else {
+                            panelsLongK(y, x, w, bias, panels: range, rowLo: s0, rowHi: s0 + rows, partial: pb.baseAddress!)
+                        }
                     }
                 }
                 s0 += rows
@@ -156,36 +160,7 @@ public enum PackedGEMM {
             }
             return
         }
-        if k >= longK {
-            // As on AVX-512: rows in slabs of 64, k in ranges of 2048 across a core's panels, the 6 x 16
-            // tiles resumed from exact partial sums between ranges.
-            let slab = 64, kRange = 2048
-            var s0 = 0
-            while s0 < m {
-                let rows = min(slab, m - s0)
-                parallelChunks(w.panels, minPerChunk: 2) { range in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: range.count * rows * 16) { pb in
-                        let partial = pb.baseAddress!
-                        var lo = 0
-                        while lo < k {
-                            let hi = min(k, lo + kRange)
-                            for p in range {
-                                var r0 = s0
-                                while r0 < s0 + rows {
-                                    let mr = rowBlock(s0 + rows - r0)
-                                    panel(y, x, w.data + p * 16 * k, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr, kLo: lo, kHi: hi,
-                                          partial: partial + ((p - range.lowerBound) * rows + (r0 - s0)) * 16)
-                                    r0 += mr
-                                }
-                            }
-                            lo = hi
-                        }
-                    }
-                }
-                s0 += rows
-            }
-            return
-        }
+        let slab = max(6, (96 * 1024 / max(k, 1)) / 6 * 6)  // rows of x per slab: ~384 KB of x
         // The slabs run inside one parallel loop: each core takes its panels through every slab, so a call
         // waits for the slower core once instead of once per slab (176 rows at k = 1536 are 3 slabs).
         parallelChunks(w.panels, minPerChunk: 2, chunksPerCore: 4) { range in
@@ -205,8 +180,33 @@ public enum PackedGEMM {
         }
     }
 
-    /// From this k on, the kernels take k in ranges across all panels (`packedPanelsLongK512` on AVX-512).
+    /// From this k on (the lm head's dX over the vocabulary), the kernels take k in ranges of `longKRange`
+    /// across all panels, rows in slabs of `longKRows` (`packedPanelsLongK512` on AVX-512, `panelsLongK`).
     public static let longK = 8192
+    static let longKRange = 2048, longKRows = 64
+
+    /// The AVX2 kernel of the long-k path: rows rowLo..<rowHi on `panels`, k in ranges of `longKRange`,
+    /// each 6 x 16 tile resumed from `partial` [panels][rows][16] between ranges.
+    @inline(__always)
+    static func panelsLongK(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: PackedWeight,
+                            _ bias: UnsafePointer<Float>?, panels: Range<Int>, rowLo: Int, rowHi: Int,
+                            partial: UnsafeMutablePointer<Float>) {
+        let n = w.n, k = w.k, rows = rowHi - rowLo
+        var lo = 0
+        while lo < k {
+            let hi = min(k, lo + longKRange)
+            for p in panels {
+                var r0 = rowLo
+                while r0 < rowHi {
+                    let mr = rowBlock(rowHi - r0)
+                    panel(y, x, w.data + p * 16 * k, bias, n: n, k: k, n0: p * 16, r0: r0, mr: mr, kLo: lo, kHi: hi,
+                          partial: partial + ((p - panels.lowerBound) * rows + (r0 - rowLo)) * 16)
+                    r0 += mr
+                }
+            }
+            lo = hi
+        }
+    }
 
     /// Rows per slab of the AVX-512 kernels: x of a slab stays within about 640 KB (the CPUs with AVX-512
     /// have 1 MB or more of L2 per core), and the slabs of a call are of equal size in multiples of the
