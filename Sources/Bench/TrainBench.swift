@@ -1,7 +1,7 @@
 // ex2-bench train MODEL.gguf [--batch N] [--prompt-tokens P] [--response-tokens R] [--runs K]: forward +
 // backward of a PPO mini-batch (LoRA r 16 on q and v, dropout 0.05, value head with dropout 0.1) over N
 // sequences of P + R tokens, scoring the R response positions; the loss mixes log-probs, entropies and
-// values as PPO's does. Prints tokens/s (N (P + R) / seconds, best of K), the forward/backward split, the
+// values as PPO's does (its derivative given to the forward, as PPO gives it; --unfused: to the backward). Prints tokens/s (N (P + R) / seconds, best of K), the forward/backward split, the
 // arena's size and the process's peak resident memory. scripts/bench/torch_train.py measures PyTorch +
 // PEFT on the same shapes.
 import Foundation
@@ -18,6 +18,9 @@ func peakRSSMegabytes() -> Double {
 func benchTrain(_ path: String) throws {
     let batch = arg("--batch", 4), promptTokens = arg("--prompt-tokens", 12), responseTokens = arg("--response-tokens", 32)
     let runs = arg("--runs", 3)
+    // As PPO runs it, the lm head's gradient forms in the forward (its loss is per position); --unfused
+    // gives the backward the derivatives after the forward (logits kept or recomputed).
+    let unfused = CommandLine.arguments.contains("--unfused")
     let model = try DecoderModel.load(gguf: GGUFFile(url: URL(fileURLWithPath: path)))
     let loadedRSS = peakRSSMegabytes()
     let adapters = LoRAState(model: model.config, config: LoRAConfig(rank: 16, alpha: 32, dropout: 0.05, targets: [.q, .v]),
@@ -38,17 +41,24 @@ func benchTrain(_ path: String) throws {
         let drop = DropoutSettings(seed: UInt64(r), lora: 0.05, valueHead: 0.1)
         adapters.zeroGradients()
         let t0 = now()
-        _ = try model.trainingForward(seqs, adapters: adapters, dropout: drop, arena: arena)
-        let t1 = now()
-        model.trainingBackward(arena: arena, adapters: adapters, dLogProbs: c1, dEntropies: c2, dValues: c3)
+        let t1: Double
+        if unfused {
+            _ = try model.trainingForward(seqs, adapters: adapters, dropout: drop, arena: arena)
+            t1 = now()
+            model.trainingBackward(arena: arena, adapters: adapters, dLogProbs: c1, dEntropies: c2, dValues: c3)
+        } else {
+            _ = try model.trainingForward(seqs, adapters: adapters, dropout: drop, arena: arena, headGradient: { i, _, _ in (c1[i], c2[i]) })
+            t1 = now()
+            model.trainingBackward(arena: arena, adapters: adapters, dValues: c3)
+        }
         let t2 = now()
         if r > 0 && t2 - t0 < best { best = t2 - t0; bestForward = t1 - t0; bestBackward = t2 - t1 }
     }
     if CommandLine.arguments.contains("--profile") { profileLinears(model, rows: batch * L) }
     let tps = Double(batch * L) / best
     let work = workFields(DecoderWork.trainingStep(model.config, batch: batch, prompt: promptTokens, response: responseTokens), seconds: best)
-    print(String(format: "train model=%@ batch=%d tokens=%d+%d isa=%@ best=%.3fs (forward %.3fs, backward %.3fs) tokens/s=%.1f %@ arena=%.0fMB kept_transposes=%@ peak_rss=%.0fMB loaded_rss=%.0fMB",
-                 (path as NSString).lastPathComponent, batch, promptTokens, responseTokens, KernelISA.name, best, bestForward,
+    print(String(format: "train model=%@ batch=%d tokens=%d+%d isa=%@ head=%@ best=%.3fs (forward %.3fs, backward %.3fs) tokens/s=%.1f %@ arena=%.0fMB kept_transposes=%@ peak_rss=%.0fMB loaded_rss=%.0fMB",
+                 (path as NSString).lastPathComponent, batch, promptTokens, responseTokens, KernelISA.name, unfused ? "unfused" : "fused", best, bestForward,
                  bestBackward, tps, work, Double(arena.reservedBytes) / 1e6, arena.keepsTransposes ? "yes" : "no", peakRSSMegabytes(), loadedRSS))
 }
 

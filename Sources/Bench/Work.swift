@@ -33,7 +33,8 @@ enum DecoderWork {
 
     /// One training step (forward + dX backward) of `batch` sequences of prompt + response tokens, scoring the response.
     static func trainingStep(_ c: DecoderConfig, batch: Int, prompt: Int, response: Int) -> Double {
-        2 * forward(c, lengths: Array(repeating: prompt + response, count: batch), lmHeadRows: batch * response)
+        // The training forward drops each sequence's last row (it predicts nothing scored).
+        2 * forward(c, lengths: Array(repeating: prompt + response - 1, count: batch), lmHeadRows: batch * response)
     }
 
     /// Sampling `new` tokens after a `prompt`-token prompt for `batch` sequences: one prefill (vocabulary projection on

@@ -7,7 +7,13 @@
 //
 // The vocabulary projection runs only on scored positions, in chunks of rows. Small batches keep the
 // logits for the backward (up to `keptLogitFloats`); larger ones never hold [rows, vocab] at once and the
-// backward recomputes each chunk (one more lm-head GEMM instead of 4 x rows x vocab bytes).
+// backward recomputes each chunk (one more lm-head GEMM instead of 4 x rows x vocab bytes). A loss that is
+// a sum of per-position terms (PPO's) can give the forward its derivative instead (`HeadGradient`): each
+// chunk of logits then turns into the lm head's input gradient while it is at hand, and the backward
+// neither keeps nor recomputes logits (same products, same bits).
+//
+// The last token of each sequence gets no row: it predicts nothing scored and no earlier position attends
+// to it, so no output depends on it.
 import Foundation
 import Layers
 import Tensors
@@ -19,6 +25,9 @@ public struct TrainingSequence: Sendable, Equatable {
     public var scoredFrom: Int
     public init(tokens: [Int], scoredFrom: Int) { self.tokens = tokens; self.scoredFrom = scoredFrom }
     public var scoredCount: Int { max(0, tokens.count - 1 - scoredFrom) }
+    /// Rows the training forward computes: all but the last token, which predicts nothing scored and is
+    /// attended to by no later position (one row, for a sequence that scores nothing).
+    var rowCount: Int { max(1, tokens.count - 1) }
 }
 
 /// Per scored position, sequences in order: log p(next token), the entropy, and the value (empty when the
@@ -31,6 +40,11 @@ public struct TrainingOutputs: Sendable, Equatable {
         self.logProbs = logProbs; self.entropies = entropies; self.values = values
     }
 }
+
+/// The derivative of a loss made of one term per scored position: given position i (output order), its
+/// log-probability and entropy, d loss / d log-prob and d loss / d entropy. Called from worker threads,
+/// once per position.
+public typealias HeadGradient = @Sendable (_ position: Int, _ logProb: Float, _ entropy: Float) -> (dLogProb: Float, dEntropy: Float)
 
 /// Everything a training forward keeps for its backward, sized once for the largest batch seen and reused.
 public final class TrainingArena: @unchecked Sendable {  // reason: owned by one trainer; one forward/backward at a time
@@ -87,6 +101,8 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     var dFinal = TrainingArena.dangling   // (S, H)
     var logits = TrainingArena.dangling   // (S, V) when keepsLogits, else (logitRows, V)
     var keepsLogits = false
+    /// dFinal already holds the lm head's input gradient (the forward had a HeadGradient).
+    var headDone = false
 
     static var dangling: UnsafeMutablePointer<Float> { UnsafeMutablePointer(bitPattern: 64)! }
 
@@ -139,10 +155,10 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
     deinit { buffer?.deallocate() }
 
     /// Lays out every buffer for `seqs` on model c (two passes: count, then assign).
-    func reserve(_ c: DecoderConfig, _ seqs: [TrainingSequence], lora: LoRAConfig?) {
-        let T = seqs.reduce(0) { $0 + $1.tokens.count }, S = seqs.reduce(0) { $0 + $1.scoredCount }
+    func reserve(_ c: DecoderConfig, _ seqs: [TrainingSequence], lora: LoRAConfig?, fusedHead: Bool) {
+        let T = seqs.reduce(0) { $0 + $1.rowCount }, S = seqs.reduce(0) { $0 + $1.scoredCount }
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, I = c.intermediateSize
-        let probFloats = seqs.reduce(0) { $0 + c.heads * $1.tokens.count * $1.tokens.count }
+        let probFloats = seqs.reduce(0) { $0 + c.heads * $1.rowCount * $1.rowCount }
         let gemma = c.isGemma
         func layout(_ base: UnsafeMutablePointer<Float>) -> Int {
             var off = 0
@@ -175,7 +191,7 @@ public final class TrainingArena: @unchecked Sendable {  // reason: owned by one
                                    dq: take(T * qDim), dAtt: take(T * qDim), dk: take(T * kvDim), dv: take(T * kvDim),
                                    sum: take(T * max(H, qDim, I)), weightT: weightT)
             finalIn = take(S * H); finalOut = take(S * H); finalRstd = take(S); dFinal = take(S * H)
-            keepsLogits = S * c.vocabSize <= keptLogitFloats
+            keepsLogits = !fusedHead && S * c.vocabSize <= keptLogitFloats
             logits = take((keepsLogits ? max(S, 1) : Self.logitRows) * c.vocabSize)
             return off
         }
@@ -206,9 +222,13 @@ extension DecoderModel {
     ///
     /// `onLogits(i, row)`, when given, sees the logits of scored position i (in output order) before they
     /// are reduced, from worker threads (each i once): what a full-distribution KL needs.
+    ///
+    /// `headGradient`, when given (with adapters), is the loss's derivative with respect to each position's
+    /// log-prob and entropy; the backward is then `trainingBackward(arena:adapters:dValues:)`.
     public func trainingForward(_ sequences: [TrainingSequence], adapters: LoRAState?, dropout: DropoutSettings? = nil,
                                 arena: TrainingArena,
-                                onLogits: (@Sendable (Int, UnsafePointer<Float>) -> Void)? = nil) throws -> TrainingOutputs {
+                                onLogits: (@Sendable (Int, UnsafePointer<Float>) -> Void)? = nil,
+                                headGradient: HeadGradient? = nil) throws -> TrainingOutputs {
         let c = config
         for (i, s) in sequences.enumerated() {
             if s.tokens.isEmpty { throw TrainingError.badSequence(index: i, reason: "has no tokens") }
@@ -223,9 +243,11 @@ extension DecoderModel {
             }
         }
         if let adapters { precondition(adapters.model == c, "adapters were made for another model configuration") }
+        precondition(headGradient == nil || adapters != nil, "a head gradient needs the adapters it trains")
         let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, V = c.vocabSize
-        arena.reserve(c, sequences, lora: adapters?.config)
+        arena.reserve(c, sequences, lora: adapters?.config, fusedHead: headGradient != nil)
         arena.sequences = sequences
+        arena.headDone = false
         arena.dropout = dropout
         arena.adapters = adapters
         arena.hasForward = true
@@ -235,8 +257,8 @@ extension DecoderModel {
         for (si, s) in sequences.enumerated() {
             arena.starts.append(row)
             arena.probStarts.append(probOff)
-            probOff += c.heads * s.tokens.count * s.tokens.count
-            for p in 0..<s.tokens.count {
+            probOff += c.heads * s.rowCount * s.rowCount
+            for p in 0..<s.rowCount {
                 arena.positions.append(p); rowSeq.append(si)
                 if p >= s.scoredFrom && p + 1 < s.tokens.count { arena.scoredRows.append(row); arena.targets.append(s.tokens[p + 1]) }
                 row += 1
@@ -247,7 +269,7 @@ extension DecoderModel {
 
         let x = arena.io[0].x
         var r = 0
-        for s in sequences { for t in s.tokens { embedding.row(t, into: x + r * H); r += 1 } }
+        for s in sequences { for t in s.tokens.prefix(s.rowCount) { embedding.row(t, into: x + r * H); r += 1 } }
         if c.embeddingScale != 1 { Vec.scale(x, c.embeddingScale, T * H) }
 
         let starts = arena.starts, probStarts = arena.probStarts
@@ -260,7 +282,7 @@ extension DecoderModel {
                     let scale = c.attentionScale
                     parallelFor(T * c.heads, minPerChunk: 4) { item in
                         let t = item / c.heads, head = item % c.heads
-                        let s = rowSeq[t], start = starts[s], L = sequences[s].tokens.count, p = pos[t]
+                        let s = rowSeq[t], start = starts[s], L = sequences[s].rowCount, p = pos[t]
                         Attention.attendHead(att + t * qDim + head * hd, q: io.q + t * qDim + head * hd,
                                              keys: io.k + start * kvDim, values: io.v + start * kvDim,
                                              kvStride: kvDim, kvOffset: (head / (c.heads / c.kvHeads)) * hd,
@@ -276,6 +298,7 @@ extension DecoderModel {
         Norms.rmsNorm(arena.finalOut, rstd: arena.finalRstd, arena.finalIn, weight: finalNorm, rows: S, dim: H, eps: c.rmsEps)
         var logProbs = [Float](repeating: 0, count: S), entropies = [Float](repeating: 0, count: S)
         let targets = arena.targets, keep = arena.keepsLogits
+        let head = headGradient.map { _ in headInputGradient(arena, rows: S) }
         logProbs.withUnsafeMutableBufferPointer { lpb in
             entropies.withUnsafeMutableBufferPointer { enb in
                 nonisolated(unsafe) let lp = lpb.baseAddress!, en = enb.baseAddress!
@@ -288,11 +311,17 @@ extension DecoderModel {
                         onLogits?(start + i, logits + i * V)
                         let (a, b) = Softmax.logProbAndEntropy(logits + i * V, V, target: targets[start + i])
                         lp[start + i] = a; en[start + i] = b
+                        if let g = headGradient?(start + i, a, b) {
+                            Softmax.logProbAndEntropyBackward(logits + i * V, V, target: targets[start + i],
+                                                              dLogProb: g.dLogProb, dEntropy: g.dEntropy)
+                        }
                     }
+                    if let head { head(start, n, logits) }
                     start += n
                 }
             }
         }
+        arena.headDone = head != nil
         var values: [Float] = []
         if let adapters, let vo = adapters.valueHeadOffset {
             values = [Float](repeating: 0, count: S)
@@ -314,30 +343,37 @@ extension DecoderModel {
         }
     }
 
-    /// Adds to `adapters.gradients` the gradient of a loss whose derivatives with respect to the last
-    /// forward's outputs are given (same shapes as TrainingOutputs; dValues empty = no value loss). The
-    /// forward must have run with these adapters on this arena; each forward serves one backward (as
-    /// PyTorch frees its graph), since the kept logits turn into their gradient.
-    public func trainingBackward(arena: TrainingArena, adapters: LoRAState, dLogProbs: [Float], dEntropies: [Float],
-                                 dValues: [Float]) {
-        let c = config
-        precondition(arena.hasForward && arena.adapters === adapters, "trainingBackward needs a forward with these adapters first")
-        let S = arena.scoredRows.count, T = arena.positions.count
-        precondition(dLogProbs.count == S && dEntropies.count == S && (dValues.isEmpty || dValues.count == S), "one derivative per scored position")
-        guard T > 0 else { return }
-        let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd, V = c.vocabSize
-        let dropout = arena.dropout
-
-        // d loss / d logits, one chunk at a time (kept or recomputed), into dFinal = dlogits W_out. The
-        // kept logits become their gradient in place, so a second backward needs a new forward.
-        let targets = arena.targets
-        // dFinal = dlogits W_out on W_out^T rebuilt once for every chunk (one pass over the vocabulary's
-        // weights) when that copy fits the budget and enough rows pay for it (Linear's own rule for a
-        // rebuild); else each chunk reduces across the Int8 panels.
+    /// dFinal rows start ..< start + n = dlogits W_out for a chunk of logits turned into their gradient: on
+    /// W_out^T rebuilt once for every chunk (one pass over the vocabulary's weights) when that copy fits the
+    /// budget and enough rows pay for it (Linear's own rule for a rebuild); else each chunk reduces across
+    /// the Int8 panels.
+    private func headInputGradient(_ arena: TrainingArena, rows S: Int) -> (_ start: Int, _ n: Int, _ dLogits: UnsafePointer<Float>) -> Void {
         let resident = arena.useResidentTransposes(self)
         let headBuffer = resident ? arena.residentHeadT : arena.weightT
         let headT = S >= Linear.transposeRows && TrainingArena.transposesHead(self)
             && (resident || output.fillTransposed(arena.weightT))
+        let H = config.hiddenSize
+        return { start, n, dLogits in
+            self.output.inputGradient(arena.dFinal + start * H, dLogits, rows: n, transposed: headT ? headBuffer : nil,
+                                      transposedIsFilled: headT)
+        }
+    }
+
+    /// Adds to `adapters.gradients` the gradient of a loss whose derivatives with respect to the last
+    /// forward's outputs are given (same shapes as TrainingOutputs; dValues empty = no value loss). The
+    /// forward must have run with these adapters on this arena and without a head gradient; each forward
+    /// serves one backward (as PyTorch frees its graph), since the kept logits turn into their gradient.
+    public func trainingBackward(arena: TrainingArena, adapters: LoRAState, dLogProbs: [Float], dEntropies: [Float],
+                                 dValues: [Float]) {
+        precondition(arena.hasForward && arena.adapters === adapters, "trainingBackward needs a forward with these adapters first")
+        precondition(!arena.headDone, "this forward had a head gradient: call trainingBackward(arena:adapters:dValues:)")
+        let S = arena.scoredRows.count, T = arena.positions.count, H = config.hiddenSize, V = config.vocabSize
+        precondition(dLogProbs.count == S && dEntropies.count == S && (dValues.isEmpty || dValues.count == S), "one derivative per scored position")
+        guard T > 0 else { return }
+        // d loss / d logits, one chunk at a time (kept or recomputed), into dFinal = dlogits W_out. The
+        // kept logits become their gradient in place, so a second backward needs a new forward.
+        let targets = arena.targets
+        let head = headInputGradient(arena, rows: S)
         var start = 0
         while start < S {
             let n = min(TrainingArena.logitRows, S - start)
@@ -348,11 +384,31 @@ extension DecoderModel {
                 Softmax.logProbAndEntropyBackward(logits + i * V, V, target: targets[s0 + i],
                                                   dLogProb: dLogProbs[s0 + i], dEntropy: dEntropies[s0 + i])
             }
-            output.inputGradient(arena.dFinal + start * H, logits, rows: n, transposed: headT ? headBuffer : nil,
-                                 transposedIsFilled: headT)
+            head(start, n, logits)
             start += n
         }
+        backwardFromHead(arena: arena, adapters: adapters, dValues: dValues)
+    }
+
+    /// The backward of a forward that had a head gradient: the lm head's part is done, `dValues` (empty = no
+    /// value loss) adds the value head's.
+    public func trainingBackward(arena: TrainingArena, adapters: LoRAState, dValues: [Float]) {
+        precondition(arena.hasForward && arena.adapters === adapters, "trainingBackward needs a forward with these adapters first")
+        precondition(arena.headDone, "this forward had no head gradient: pass dLogProbs and dEntropies")
+        precondition(dValues.isEmpty || dValues.count == arena.scoredRows.count, "one derivative per scored position")
+        guard !arena.positions.isEmpty else { return }
+        backwardFromHead(arena: arena, adapters: adapters, dValues: dValues)
+    }
+
+    /// From dFinal (the lm head's input gradient) and the value loss back through every layer.
+    private func backwardFromHead(arena: TrainingArena, adapters: LoRAState, dValues: [Float]) {
+        let c = config
+        let S = arena.scoredRows.count, T = arena.positions.count
+        let H = c.hiddenSize, hd = c.headDim, qDim = c.heads * hd, kvDim = c.kvHeads * hd
+        let dropout = arena.dropout
+        let resident = arena.useResidentTransposes(self)
         arena.hasForward = false
+        arena.headDone = false
         if let vo = adapters.valueHeadOffset, !dValues.isEmpty {
             let w = adapters.parameters + vo, gw = adapters.gradients + vo
             withValueHeadInput(arena, dropout: dropout) { hv in
@@ -392,7 +448,7 @@ extension DecoderModel {
                         Attention.backwardGroup(dq: dq + st * qDim, dk: dk + st * kvDim, dv: dv + st * kvDim,
                                                 dOut: dAtt + st * qDim, q: io.q + st * qDim, qStride: qDim,
                                                 keys: io.k + st * kvDim, values: io.v + st * kvDim, kvStride: kvDim,
-                                                probs: rec.probs + probStarts[s], length: seqs[s].tokens.count,
+                                                probs: rec.probs + probStarts[s], length: seqs[s].rowCount,
                                                 kvHead: g, shape: shape, scale: c.attentionScale, window: window)
                     }
                 }

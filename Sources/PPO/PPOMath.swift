@@ -151,6 +151,16 @@ public enum PPOMath {
         a > b ? da : a < b ? db : 0.5 * (da + db)
     }
 
+    /// d/d log-prob of one position's policy term max(-A rho, -A clamp(rho, 1 - eps, 1 + eps)), rho =
+    /// exp(log-prob - old log-prob), before the masked mean's 1 / n: what `loss` takes for its dLogProbs, and
+    /// what a forward that forms the lm head's gradient on the fly takes before the loss exists.
+    @inline(__always) public static func policyGradient(logProb: Float, oldLogProb: Float, advantage A: Float, cliprange: Float) -> Float {
+        let rho = expf(logProb - oldLogProb)
+        let clamped = min(max(rho, 1 - cliprange), 1 + cliprange)
+        let inside: Float = rho >= 1 - cliprange && rho <= 1 + cliprange ? 1 : 0
+        return dMax(-A * rho, -A * clamped, -A * rho, -A * rho * inside)
+    }
+
     /// TRL's PPOTrainer.loss on one mini-batch. `entropies` are the per-position entropies of the new
     /// distribution (logged only; TRL adds no entropy bonus).
     public static func loss(oldLogProbs: Ragged, oldValues: Ragged, logProbs: Ragged, values vpreds: Ragged,
@@ -174,12 +184,11 @@ public enum PPOMath {
                 // Policy: max(-A rho, -A clamp(rho, 1 - eps, 1 + eps)).
                 let rho = expf(logProbs[s][t] - oldLogProbs[s][t]), A = advantages[s][t]
                 let clamped = min(max(rho, 1 - c.cliprange), 1 + c.cliprange)
-                let inside: Float = rho >= 1 - c.cliprange && rho <= 1 + c.cliprange ? 1 : 0
                 let pg1 = -A * rho, pg2 = -A * clamped
                 pgSum += Double(max(pg1, pg2))
                 if pg2 > pg1 { pgClip += 1 }
                 rr.append(rho)
-                gl.append(dMax(pg1, pg2, -A * rho, -A * rho * inside) / n)
+                gl.append(policyGradient(logProb: logProbs[s][t], oldLogProb: oldLogProbs[s][t], advantage: A, cliprange: c.cliprange) / n)
                 gv.append(c.vfCoef * 0.5 * dvf / n)
             }
             ratios.append(rr); dLp.append(gl); dV.append(gv)

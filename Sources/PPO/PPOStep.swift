@@ -263,7 +263,15 @@ public enum PPOStep {
                 for m0 in stride(from: 0, to: c.backwardBatchSize, by: c.miniBatchSize) {
                     if shouldStop?() == true { throw PPOError.cancelled }
                     let idx = Array(backward[m0..<m0 + c.miniBatchSize])
-                    let out = try model.trainingForward(idx.map { seqs[$0] }, adapters: state.adapters, arena: arena)
+                    // The policy term's derivative needs only each position's own log-prob, so the forward forms
+                    // the lm head's gradient as the logits come (the same numbers `loss` gives: its dLogProbs
+                    // over the same n, then accelerate's division by the accumulation steps).
+                    let flatOld = idx.flatMap { oldLp[$0] }, flatAdv = idx.flatMap { advantages[$0] }
+                    let n = Float(flatOld.count), cliprange = c.cliprange
+                    let out = try model.trainingForward(idx.map { seqs[$0] }, adapters: state.adapters, arena: arena,
+                                                        headGradient: { i, lp, _ in
+                        (PPOMath.policyGradient(logProb: lp, oldLogProb: flatOld[i], advantage: flatAdv[i], cliprange: cliprange) / n / accum, 0)
+                    })
                     let lp = split(out.logProbs, idx.map { seqs[$0].scoredCount })
                     let v = split(out.values, idx.map { seqs[$0].scoredCount })
                     let en = split(out.entropies, idx.map { seqs[$0].scoredCount })
@@ -273,11 +281,12 @@ public enum PPOStep {
                     guard loss.total.isFinite else {
                         throw PPOError.nonFinite("PPO loss \(loss.total) in epoch \(e) (policy \(loss.policy), value \(loss.value))")
                     }
-                    // accelerate divides the loss by the accumulation steps before backward.
-                    model.trainingBackward(arena: arena, adapters: state.adapters,
-                                           dLogProbs: loss.dLogProbs.joined().map { $0 / accum },
-                                           dEntropies: [Float](repeating: 0, count: out.logProbs.count),
-                                           dValues: loss.dValues.joined().map { $0 / accum })
+                    // accelerate divides the loss by the accumulation steps before backward. A mini-batch over
+                    // ratio_threshold has TRL's loss times 0: a zero gradient, so no backward (the optimizer
+                    // still steps on what accumulated, as TRL's does).
+                    if !loss.skipped {
+                        model.trainingBackward(arena: arena, adapters: state.adapters, dValues: loss.dValues.joined().map { $0 / accum })
+                    }
                     state.miniBatchesSeen += 1
                     if state.miniBatchesSeen % c.gradientAccumulationSteps == 0 {
                         let norm = GradientClipping.norm(grads, count: count)

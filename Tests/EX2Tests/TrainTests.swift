@@ -131,7 +131,8 @@ final class TrainTests: XCTestCase {
     func testShortSeededRunRaisesTheReward() throws {
         let dir = tempDir("reward")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let t = try trainer(request(dir, steps: 8, lr: 1e-3, batch: 8))
+        // 12 steps: 8 rose the evaluation mean by 0.45 on one rounding of the backward and more on another; 12 by 1.3, 16 by 1.6.
+        let t = try trainer(request(dir, steps: 12, lr: 1e-3, batch: 8))
         let before = try evaluate(t, adapters: nil)
         XCTAssertEqual(try t.run(), .finished)
         let after = try evaluate(t, adapters: t.state.adapters)
@@ -141,7 +142,7 @@ final class TrainTests: XCTestCase {
             return ((obj["stats"] as! [String: Any])["env/reward_mean"] as! NSNumber).doubleValue
         }
         print("reward rise: evaluation mean \(mean(before)) -> \(mean(after)); per-step env/reward_mean \(rewards)")
-        XCTAssertGreaterThan(mean(after), mean(before) + 0.5, "8 PPO steps did not raise the mean reward")
+        XCTAssertGreaterThan(mean(after), mean(before) + 0.5, "12 PPO steps did not raise the mean reward")
     }
 
     func testInjectedNaNStopsNamingTheStepAndKeepsTheLastGoodState() throws {

@@ -47,11 +47,15 @@ final class TrainingTests: XCTestCase {
     func checkAgainstPyTorch(_ name: String) throws {
         // Logits kept for the backward (the default at this size) and recomputed by it.
         for keep in [true, false] { try checkAgainstPyTorch(name, arena: TrainingArena(keptLogitFloats: keep ? 1 << 25 : 0)) }
+        // The loss's derivative given to the forward (PPO's way): the lm head's gradient forms there.
+        try checkAgainstPyTorch(name, arena: TrainingArena(), fused: true)
     }
 
-    func checkAgainstPyTorch(_ name: String, arena: TrainingArena) throws {
+    func checkAgainstPyTorch(_ name: String, arena: TrainingArena, fused: Bool = false) throws {
         let c = try TrainingCase(name)
-        let out = try c.model.trainingForward(c.sequences, adapters: c.adapters, arena: arena)
+        let cl = c.coefLogProb, ce = c.coefEntropy
+        let given: HeadGradient = { i, _, _ in (cl[i], ce[i]) }
+        let out = try c.model.trainingForward(c.sequences, adapters: c.adapters, arena: arena, headGradient: fused ? given : nil)
         let lp = worstRelative(out.logProbs, try c.expected.floats("logprobs"))
         let en = worstRelative(out.entropies, try c.expected.floats("entropies"))
         let va = worstRelative(out.values, try c.expected.floats("values"))
@@ -60,7 +64,11 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(va, outputTolerance, "\(name): values")
 
         c.adapters.zeroGradients()
-        c.model.trainingBackward(arena: arena, adapters: c.adapters, dLogProbs: c.coefLogProb, dEntropies: c.coefEntropy, dValues: c.coefValue)
+        if fused {
+            c.model.trainingBackward(arena: arena, adapters: c.adapters, dValues: c.coefValue)
+        } else {
+            c.model.trainingBackward(arena: arena, adapters: c.adapters, dLogProbs: cl, dEntropies: ce, dValues: c.coefValue)
+        }
         var worst: Float = 0, worstName = "", checked = 0
         func check(_ key: String, _ offset: Int, _ count: Int) throws {
             let want = try c.expected.floats("grad." + key)
@@ -82,7 +90,7 @@ final class TrainingTests: XCTestCase {
         try check("summary.bias", vo + H, 1)
         XCTAssertEqual(checked, 2 * c.model.config.layers * 7 + 2)
         XCTAssertLessThan(worst, gradientTolerance, "\(name): worst gradient error \(worst) in \(worstName)")
-        print("training parity \(name): log-probs \(lp), entropies \(en), values \(va), gradients \(worst) (\(worstName)), relative")
+        print("training parity \(name)\(fused ? " (head gradient in the forward)" : ""): log-probs \(lp), entropies \(en), values \(va), gradients \(worst) (\(worstName)), relative")
 
         // Full logits of sequence 0 with adapters on and off, through the inference forward.
         let s0 = c.sequences[0].tokens, V = c.model.config.vocabSize
@@ -156,13 +164,18 @@ final class TrainingTests: XCTestCase {
             var worst = 0.0
             for i in indices {
                 // The loss (about 30) is summed from Float outputs, so each evaluation carries ~2e-6 of
-                // rounding; a step of 8e-3 keeps that under 2e-4 of the derivative (at 2e-3 a Gemma
-                // parameter read -0.0194 against -0.0206 at 4e-3 ... 1.6e-2, analytic -0.0205).
-                let p = c.adapters.parameters[i], eps: Float = 8e-3
-                c.adapters.parameters[i] = p + eps; let up = try loss()
-                c.adapters.parameters[i] = p - eps; let down = try loss()
-                c.adapters.parameters[i] = p
-                let numeric = (up - down) / Double(2 * eps)
+                // rounding: small steps drown in it (at 2e-3 a Gemma parameter read -0.0194 against -0.0206
+                // at 4e-3 ... 1.6e-2, analytic -0.0205), large ones in curvature (a Llama parameter with
+                // analytic -2.3644 read -2.3638 at 1e-3, -2.3515 at 4e-3, -2.3159 at 8e-3). Richardson's
+                // extrapolation of the central differences at 4e-3 and 8e-3 cancels the h^2 term.
+                let p = c.adapters.parameters[i]
+                func central(_ eps: Float) throws -> Double {
+                    c.adapters.parameters[i] = p + eps; let up = try loss()
+                    c.adapters.parameters[i] = p - eps; let down = try loss()
+                    c.adapters.parameters[i] = p
+                    return (up - down) / Double(2 * eps)
+                }
+                let numeric = (4 * (try central(4e-3)) - (try central(8e-3))) / 3
                 let analytic = Double(c.adapters.gradients[i])
                 let e = abs(numeric - analytic) / (0.02 + abs(numeric))
                 worst = max(worst, e)
@@ -267,6 +280,15 @@ final class TrainingTests: XCTestCase {
         XCTAssertTrue(rebuilding.residentT.isEmpty)
         XCTAssertEqual(Array(UnsafeBufferPointer(start: adapters.gradients, count: adapters.count)), whole,
                        "kept W^T vs rebuilt at each backward")
+        // The loss's derivative given to the forward instead: the same products on the same chunks.
+        for fusedArena in [TrainingArena(), TrainingArena(memoryBudget: 0)] {
+            adapters.zeroGradients()
+            let fusedOut = try model.trainingForward(seqs, adapters: adapters, arena: fusedArena, headGradient: { i, _, _ in (c1[i], c2[i]) })
+            XCTAssertEqual(fusedOut, out)
+            model.trainingBackward(arena: fusedArena, adapters: adapters, dValues: c3)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: adapters.gradients, count: adapters.count)), whole,
+                           "head gradient in the forward vs in the backward (budget \(fusedArena.memoryBudget))")
+        }
         adapters.zeroGradients()
         var at = 0
         for s in seqs {
